@@ -1,0 +1,29 @@
+"""amilab: learn the Asterisk Manager Interface hands-on.
+
+The map, left to right: socket bytes → :mod:`amilab.protocol` (sans-IO parser)
+→ :class:`amilab.AMIClient` → :mod:`amilab.frames` (pandas) → :mod:`amilab.panels`
+(ipywidgets). :mod:`amilab.sim` is a simulated Asterisk 22 built on the same parser.
+"""
+
+from amilab.errors import (
+    ActionTimeout,
+    AMIError,
+    AuthenticationError,
+    ConnectionLost,
+    PermissionDenied,
+    ProtocolError,
+)
+from amilab.protocol import Message, Parser, encode_action
+
+__all__ = [
+    "AMIError",
+    "ActionTimeout",
+    "AuthenticationError",
+    "ConnectionLost",
+    "Message",
+    "Parser",
+    "PermissionDenied",
+    "ProtocolError",
+    "encode_action",
+]
+__version__ = "0.1.0"

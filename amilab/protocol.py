@@ -1,0 +1,485 @@
+"""The AMI wire format, with no I/O: bytes in, :class:`Message` objects out.
+
+In the spirit of h11: nothing here touches a socket, a thread or a clock, so the
+client, the simulated server, the tests and the benchmarks all share this one
+parser. Facts about the format come from Asterisk 22's ``main/manager.c`` and
+from real recordings (see ``tests/data``):
+
+* a message is ``Name: value`` lines ended by a blank line; the server always
+  writes CRLF, clients may send a bare LF;
+* on connect the server sends one banner line, ``Asterisk Call Manager/11.0.0``;
+* Asterisk 13 and older answer ``Command`` with ``Response: Follows``, raw text
+  and ``--END COMMAND--`` instead of headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Literal, Union
+
+from amilab.errors import ProtocolError
+
+#: The banner's fixed part; the AMI version follows the slash (main/manager.c).
+BANNER_PREFIX = "Asterisk Call Manager/"
+#: Asterisk reads requests into a 1024-byte buffer: a longer line is discarded
+#: and the request answered ``Failed to parse message: line too long`` (main/manager.c).
+MAX_REQUEST_LINE = 1024
+#: AST_MAX_MANHEADERS: lines per request (include/asterisk/manager.h).
+MAX_REQUEST_LINES = 128
+#: Default cap on one message, far above anything Asterisk sends (a long
+#: ``Command`` output is a few hundred KiB); beyond it the parser raises.
+DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
+#: Header names whose values are credentials: masked in reprs and transcripts.
+SECRET_HEADERS = frozenset({"secret", "key"})
+MASK = "********"
+
+_END_OF_MESSAGE = re.compile(rb"\n\r?\n")
+_KINDS = frozenset({"event", "response", "action"})
+_END_COMMAND = b"--END COMMAND--"
+_FOLLOWS_LINE = b"Response: Follows"
+
+HeaderValue = Union[str, int, bool, Iterable[Union[str, int, bool]]]
+
+
+def _line_to_header(line: str) -> tuple[str, str]:
+    """Split one received line: the name ends at the first colon, one space after
+    it is dropped (Asterisk writes ``Name: value``; more spaces belong to the
+    value, e.g. indented ``Output:`` lines). A line without a colon is kept
+    with an empty name."""
+    name, sep, value = line.partition(":")
+    if not sep:
+        return ("", line)
+    return (name, value[1:] if value[:1] == " " else value)
+
+
+def _split_lines(text: str) -> list[str]:
+    """The non-empty lines of a message, whatever mix of CRLF and LF ended them."""
+    if text.endswith("\r\n\r\n") and text.count("\n") == text.count("\r\n"):
+        return text[:-4].split("\r\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    return [line for line in lines if line]
+
+
+def _parse_headers(text: str) -> list[tuple[str, str]]:
+    parts = [line.partition(": ") for line in _split_lines(text)]
+    # Fast path for the usual "Name: value"; anything odd goes through the full rule.
+    return [
+        (name, value) if sep and ":" not in name else _line_to_header(name + sep + value)
+        for name, sep, value in parts
+    ]
+
+
+def _parse_follows(text: str) -> list[tuple[str, str]]:
+    """Legacy Command output (Asterisk <= 13): the leading Response, Privilege and
+    ActionID lines are headers; every line after them up to ``--END COMMAND--``
+    is one line of CLI output, kept as an ``Output`` header like Asterisk 14+."""
+    headers: list[tuple[str, str]] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        name, sep, _ = lines[i].rstrip("\r").partition(":")
+        if not sep or name.lower() not in ("response", "privilege", "actionid"):
+            break
+        headers.append(_line_to_header(lines[i].rstrip("\r")))
+        i += 1
+    for line in lines[i:]:
+        line = line.rstrip("\r")
+        if line.endswith("--END COMMAND--"):
+            line = line[: -len("--END COMMAND--")]
+            if line:
+                headers.append(("Output", line))
+            break
+        headers.append(("Output", line))
+    return headers
+
+
+class Message:
+    """One AMI message: an action, a response or an event.
+
+    Headers keep their order and their duplicates (several ``Output:``,
+    ``Variable:`` or ``ChanVariable:`` lines all survive). Lookups by name are
+    case-insensitive and return the first value, as Asterisk's own lookups do.
+    ``raw`` is the message exactly as received, terminator included.
+
+    Messages from the parser decode their headers on first use, so framing a
+    stream costs little when only some messages are looked at.
+    """
+
+    __slots__ = ("_raw", "_headers", "_follows", "_index", "defect")
+
+    def __init__(
+        self,
+        headers: Iterable[tuple[str, str]],
+        raw: bytes | None = None,
+        *,
+        defect: str | None = None,
+    ) -> None:
+        self._headers: list[tuple[str, str]] | None = list(headers)
+        self._raw = raw
+        self._follows = False
+        self._index: dict[str, str] | None = None
+        #: Why a received request cannot be run (server side only), e.g.
+        #: ``"line too long"``; None for a well-formed message.
+        self.defect = defect
+
+    @classmethod
+    def _from_wire(cls, raw: bytes, follows: bool = False) -> Message:
+        msg = cls.__new__(cls)
+        msg._raw = raw
+        msg._headers = None
+        msg._follows = follows
+        msg._index = None
+        msg.defect = None
+        return msg
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """``(name, value)`` pairs in wire order, duplicates kept."""
+        headers = self._headers
+        if headers is None:
+            text = self._raw.decode("utf-8", "replace")  # type: ignore[union-attr]
+            headers = _parse_follows(text) if self._follows else _parse_headers(text)
+            self._headers = headers
+        return headers
+
+    @property
+    def raw(self) -> bytes:
+        """The bytes as received (or as they would be sent, for a built message)."""
+        if self._raw is None:
+            self._raw = encode_message(self.headers)
+        return self._raw
+
+    def _first_values(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self.headers:
+                index.setdefault(name.lower(), value)
+            self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case), or ``default``."""
+        return self._first_values().get(name.lower(), default)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), in order."""
+        key = name.lower()
+        return [value for header, value in self.headers if header.lower() == key]
+
+    def __getitem__(self, name: str) -> str:
+        value = self._first_values().get(name.lower())
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first_values()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def _kind_header(self) -> tuple[str, str] | None:
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered in _KINDS:
+                return lowered, value
+        return None
+
+    @property
+    def kind(self) -> Literal["event", "response", "action"] | None:
+        """``"event"``, ``"response"`` or ``"action"``, from the first of those
+        headers present (an OriginateResponse event also has a Response field)."""
+        found = self._kind_header()
+        return None if found is None else found[0]  # type: ignore[return-value]
+
+    @property
+    def name(self) -> str | None:
+        """The Event name, the Response value or the Action name."""
+        found = self._kind_header()
+        return None if found is None else found[1]
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    def to_dict(self) -> dict[str, str]:
+        """A flat mapping for pandas: one key per header name as first written.
+
+        Duplicates rule: a header that appears several times (``Output``,
+        ``Variable``, ``ChanVariable``) maps to its values joined by ``"\\n"``
+        in wire order. Nothing is lost, since a value never holds a line break.
+        Names differing only in case are the same header, as in Asterisk.
+        """
+        flat: dict[str, str] = {}
+        names: dict[str, str] = {}
+        for name, value in self.headers:
+            key = names.setdefault(name.lower(), name)
+            flat[key] = f"{flat[key]}\n{value}" if key in flat else value
+        return flat
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.headers == other.headers
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = " ".join(
+            f"{name}={MASK if name.lower() in SECRET_HEADERS else value!r}"
+            for name, value in self.headers[:6]
+        )
+        more = f" +{len(self.headers) - 6}" if len(self.headers) > 6 else ""
+        return f"<Message {shown}{more}>"
+
+    def masked_text(self) -> str:
+        """The message as text with Secret and Key values masked, for display."""
+        return "".join(
+            f"{name}: {MASK if name.lower() in SECRET_HEADERS else value}\r\n"
+            if name
+            else f"{value}\r\n"
+            for name, value in self.headers
+        ) + "\r\n"
+
+
+class Parser:
+    """Turns a byte stream into :class:`Message` objects.
+
+    ``feed()`` may be called with any chunking, one byte at a time or all at
+    once: the messages are the same. Work per byte is constant (the buffer is
+    never re-scanned from its start).
+
+    ``role="client"`` reads what a server writes: the banner line first
+    (exposed as ``banner`` and ``version``), stray blank lines between messages
+    ignored (Asterisk sends ``No Contacts found\\n`` followed by two CRLFs),
+    legacy ``Response: Follows`` output as one message. A message above
+    ``max_message_size`` raises :class:`ProtocolError` and the parser stays
+    failed.
+
+    ``role="server"`` reads what a client writes, with Asterisk's own limits:
+    every blank line ends a request, even an empty one; a line of 1024 bytes or
+    more is discarded and more than 128 lines are dropped, and the request is
+    marked with ``Message.defect`` instead of being run. Values lose their
+    leading whitespace, as Asterisk's header lookup skips it.
+    """
+
+    def __init__(
+        self,
+        role: Literal["client", "server"] = "client",
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        if role not in ("client", "server"):
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        self.role = role
+        self.max_message_size = max_message_size
+        #: The banner line (e.g. ``"Asterisk Call Manager/11.0.0"``), once read.
+        self.banner: str | None = None
+        #: The AMI version from the banner (e.g. ``"11.0.0"``).
+        self.version: str | None = None
+        self._buf = bytearray()
+        self._scan = 0  # offset in _buf known to hold no end of the pending message
+        self._expect_banner = role == "client"
+        self._failed: str | None = None
+        # server role: the request being read
+        self._lines: list[bytes] = []
+        self._raw_parts: list[bytes] = []
+        self._defect: str | None = None
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add received bytes; return the messages they complete, in order."""
+        if self._failed:
+            raise ProtocolError(self._failed)
+        if self.role == "server":
+            return self._feed_server(data)
+        return self._feed_client(data)
+
+    def pending_bytes(self) -> int:
+        """Bytes received that do not yet form a whole message."""
+        return len(self._buf) + sum(map(len, self._raw_parts))
+
+    def _fail(self, reason: str) -> ProtocolError:
+        self._failed = reason
+        self._buf.clear()
+        return ProtocolError(reason)
+
+    # -- reading what a server writes -------------------------------------------
+
+    def _feed_client(self, data: bytes) -> list[Message]:
+        buf = self._buf
+        buf += data
+        out: list[Message] = []
+        n = len(buf)
+        pos = 0
+        scanned = n
+        if self._expect_banner:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                return self._wait(out, pos)
+            self._expect_banner = False
+            line = bytes(buf[:nl]).rstrip(b"\r").decode("utf-8", "replace")
+            if line.startswith(BANNER_PREFIX):
+                self.banner = line
+                self.version = line[len(BANNER_PREFIX):]
+                pos = nl + 1
+        while pos < n:
+            byte = buf[pos]
+            if byte == 10:  # a stray blank line (LF)
+                pos += 1
+                continue
+            if byte == 13:  # a stray blank line (CRLF), or a CR starting a line
+                if pos + 1 == n:
+                    break
+                if buf[pos + 1] == 10:
+                    pos += 2
+                    continue
+            first_nl = buf.find(b"\n", pos)
+            if first_nl < 0:
+                break
+            follows = buf.startswith(_FOLLOWS_LINE, pos) and (
+                first_nl - pos == len(_FOLLOWS_LINE)
+                or (first_nl - pos == len(_FOLLOWS_LINE) + 1 and buf[first_nl - 1] == 13)
+            )
+            if follows:
+                marker = buf.find(_END_COMMAND, max(pos, self._scan - len(_END_COMMAND)))
+                if marker < 0:
+                    break
+                end_nl = buf.find(b"\n", marker + len(_END_COMMAND))
+                if end_nl < 0:
+                    scanned = marker + len(_END_COMMAND)
+                    break
+                end = end_nl + 1
+            else:
+                found = _END_OF_MESSAGE.search(buf, max(first_nl, self._scan - 2))
+                if found is None:
+                    break
+                end = found.end()
+            if end - pos > self.max_message_size:
+                raise self._fail(f"message of {end - pos} bytes exceeds {self.max_message_size}")
+            out.append(Message._from_wire(bytes(buf[pos:end]), follows))
+            pos = end
+            self._scan = 0
+        return self._wait(out, pos, scanned)
+
+    def _wait(self, out: list[Message], pos: int, scanned: int | None = None) -> list[Message]:
+        """Drop consumed bytes and remember how far the pending message was scanned."""
+        buf = self._buf
+        scanned = len(buf) if scanned is None else scanned
+        if pos:
+            del buf[:pos]
+        self._scan = scanned - pos
+        if len(buf) > self.max_message_size:
+            raise self._fail(
+                f"incomplete message of {len(buf)} bytes exceeds {self.max_message_size}"
+            )
+        return out
+
+    # -- reading what a client writes (Asterisk's get_input rules) ---------------
+
+    def _feed_server(self, data: bytes) -> list[Message]:
+        buf = self._buf
+        buf += data
+        out: list[Message] = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) >= MAX_REQUEST_LINE:
+                    self._note_defect("line too long")
+                    self._raw_parts.append(bytes(buf))
+                    buf.clear()
+                    self._discarding = True
+                return out
+            line = bytes(buf[: nl + 1])
+            del buf[: nl + 1]
+            self._raw_parts.append(line)
+            if self._discarding:  # the tail of an over-long line
+                self._discarding = False
+                continue
+            if nl >= MAX_REQUEST_LINE:
+                self._note_defect("line too long")
+                continue
+            text = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+            if text:
+                if len(self._lines) >= MAX_REQUEST_LINES:
+                    self._note_defect("too many lines")
+                else:
+                    self._lines.append(text)
+                continue
+            out.append(self._request())
+
+    def _note_defect(self, defect: str) -> None:
+        if self._defect is None:
+            self._defect = defect
+
+    def _request(self) -> Message:
+        headers = []
+        for line in self._lines:
+            name, sep, value = line.decode("utf-8", "replace").partition(":")
+            headers.append((name, value.lstrip(_ASTERISK_BLANKS)) if sep else ("", name))
+        msg = Message(headers, b"".join(self._raw_parts), defect=self._defect)
+        self._lines, self._raw_parts, self._defect = [], [], None
+        return msg
+
+
+#: ast_skip_blanks() skips every byte below 0x21 (include/asterisk/strings.h).
+_ASTERISK_BLANKS = "".join(map(chr, range(0x21)))
+
+
+def _check_line_part(kind: str, text: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise ValueError(
+            f"{kind} {text[:40]!r} contains CR or LF: that would inject extra headers "
+            "or a whole second action"
+        )
+    return text
+
+
+def _value_text(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def encode_message(headers: Iterable[tuple[str, str | int | bool]]) -> bytes:
+    """Frame headers as one message: ``Name: value`` CRLF lines and a blank line.
+
+    Raises ValueError for a CR or LF in a name or value (header injection).
+    A bool becomes ``yes``/``no``, as Asterisk's boolean options read them.
+    """
+    lines = []
+    for name, value in headers:
+        _check_line_part("header name", name)
+        lines.append(f"{name}: {_check_line_part('value of ' + name, _value_text(value))}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8")
+
+
+def encode_action(
+    name: str,
+    headers: Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None = None,
+    *,
+    action_id: str | None = None,
+    **fields: HeaderValue,
+) -> bytes:
+    """Encode one action: ``Action:`` first, then ``ActionID:``, then the fields.
+
+    ``headers`` (a mapping or pairs) and keyword ``fields`` are written in
+    order; a list value becomes one header per item (several ``Variable:``
+    lines for Originate). Raises ValueError on CR/LF anywhere (header injection).
+    """
+    pairs: list[tuple[str, str | int | bool]] = [("Action", name)]
+    if action_id is not None:
+        pairs.append(("ActionID", action_id))
+    items = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+    for key, value in [*items, *fields.items()]:
+        if isinstance(value, (str, int, bool)):
+            pairs.append((key, value))
+        else:
+            pairs.extend((key, item) for item in value)
+    return encode_message(pairs)
