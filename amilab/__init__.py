@@ -5,6 +5,7 @@ The map, left to right: socket bytes → :mod:`amilab.protocol` (sans-IO parser)
 (ipywidgets). :mod:`amilab.sim` is a simulated Asterisk 22 built on the same parser.
 """
 
+from amilab.client import AMIClient, ListResult, TranscriptEntry
 from amilab.errors import (
     ActionTimeout,
     AMIError,
@@ -16,14 +17,17 @@ from amilab.errors import (
 from amilab.protocol import Message, Parser, encode_action
 
 __all__ = [
+    "AMIClient",
     "AMIError",
     "ActionTimeout",
     "AuthenticationError",
     "ConnectionLost",
+    "ListResult",
     "Message",
     "Parser",
     "PermissionDenied",
     "ProtocolError",
+    "TranscriptEntry",
     "encode_action",
 ]
 __version__ = "0.1.0"
