@@ -17,60 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 
-
-def _interim_actions_stub() -> None:
-    """INTERIM, removed once helper P's amilab/sim/actions.py lands: the
-    contract's types, so the manager half can be tested alone."""
-    import sys
-    import types
-    from typing import Any, Protocol
-
-    try:
-        import amilab.sim.actions  # noqa: F401
-        return
-    except ModuleNotFoundError:
-        pass
-
-    @dataclass(frozen=True)
-    class Caller:
-        username: str
-        write: int
-        address: str
-
-    class ManagerView(Protocol):
-        def run_cli(self, line: str) -> str | None: ...
-        def reload(self) -> str: ...
-
-    @dataclass
-    class ActionCall:
-        request: Any
-        caller: Caller
-        pbx: Any
-        manager: Any
-        reply: Any
-
-    @dataclass(frozen=True)
-    class ActionSpec:
-        name: str
-        privilege: int
-        synopsis: str
-        handler: Any
-
-    stub = types.ModuleType("amilab.sim.actions")
-    stub.__dict__.update(Caller=Caller, ManagerView=ManagerView, ActionCall=ActionCall,
-                         ActionSpec=ActionSpec, ACTIONS={})
-    sys.modules["amilab.sim.actions"] = stub
-
-
-_interim_actions_stub()
-
-from amilab.protocol import Message, Parser  # noqa: E402
-from amilab.sim import classes  # noqa: E402
-from amilab.sim.actions import ActionCall, ActionSpec  # noqa: E402
-from amilab.sim.clock import ManualClock  # noqa: E402
-from amilab.sim.config import DEFAULT_MANAGER_CONF, parse_manager_conf  # noqa: E402
-from amilab.sim.session import BANNER, Session, event_mask_from_text, render_event  # noqa: E402
-from tests import transcripts  # noqa: E402
+from amilab.protocol import Message, Parser
+from amilab.sim import classes
+from amilab.sim.actions import ActionCall, ActionSpec
+from amilab.sim.clock import ManualClock
+from amilab.sim.config import DEFAULT_MANAGER_CONF, parse_manager_conf
+from amilab.sim.session import BANNER, Session, event_mask_from_text, render_event
+from tests import transcripts
 
 # -- fakes --------------------------------------------------------------------------
 
