@@ -6,6 +6,7 @@ The map, left to right: socket bytes → :mod:`amilab.protocol` (sans-IO parser)
 """
 
 from amilab.client import AMIClient, ListResult, TranscriptEntry
+from amilab.connect import connect
 from amilab.errors import (
     ActionTimeout,
     AMIError,
@@ -28,6 +29,7 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "TranscriptEntry",
+    "connect",
     "encode_action",
 ]
 __version__ = "0.1.0"

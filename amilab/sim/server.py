@@ -75,6 +75,7 @@ class _ManagerServer:
     def __init__(
         self,
         source: ConfigSource,
+        config: ManagerConfig,
         host: str,
         port: int,
         pbx: Any,
@@ -83,12 +84,7 @@ class _ManagerServer:
         output_limit: int,
     ) -> None:
         self.source = source
-        self.config = _load(source)
-        if not self.config.enabled:
-            raise ConfigError(
-                "[general] does not say 'enabled = yes', so Asterisk would not listen for AMI "
-                "connections; add that line"
-            )
+        self.config = config
         self.pbx = pbx
         self.actions = actions
         self.manager = self
@@ -528,16 +524,27 @@ class SimulatedAsterisk:
         failed_login_delay: float = FAILED_LOGIN_DELAY,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
     ) -> None:
-        owns_pbx = pbx is None
+        loaded = _load(config)
+        if not loaded.enabled:
+            raise ConfigError(
+                "[general] does not say 'enabled = yes', so Asterisk would not listen for AMI "
+                "connections; add that line"
+            )
+        self._owns_pbx = pbx is None
         if pbx is None:
-            from amilab.sim.pbx import PBX
+            from amilab.sim.pbx import PBX  # INTERIM: top-level import once pbx.py lands
 
             pbx = PBX()
         self.pbx = pbx
-        self._owns_pbx = owns_pbx
         self._closed = False
-        self._server = _ManagerServer(config, host, port, pbx, ACTIONS if actions is None else actions,
-                                      failed_login_delay, output_limit)
+        try:
+            self._server = _ManagerServer(config, loaded, host, port, self.pbx,
+                                          ACTIONS if actions is None else actions,
+                                          failed_login_delay, output_limit)
+        except BaseException:
+            if self._owns_pbx:
+                self.pbx.close()
+            raise
         #: The address the listener is bound to.
         self.host: str = self._server.address[0]
         #: The TCP port clients connect to.
