@@ -35,8 +35,15 @@ class LabClient(AMIClient):
     ``simulator`` is None). Closing the client also closes the simulator.
     """
 
-    def __init__(self, host: str, port: int, *, server_kind: ServerKind,
-                 simulator: SimulatedAsterisk | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        server_kind: ServerKind,
+        simulator: SimulatedAsterisk | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
         self.server_kind: ServerKind = server_kind
         self.simulator = simulator
@@ -81,23 +88,38 @@ def connect(
         raise AMIError(
             f"AMI_HOST is {host}, so amilab connects to that Asterisk, but "
             f"{'AMI_USERNAME' if not username else 'AMI_SECRET'} is not set: set it in the "
-            "environment (or pass username=/secret=) to the values of the user's section in manager.conf"
+            "environment (or pass username=/secret=) to the values of the user's section "
+            "in manager.conf"
         )
     client = LabClient(host, port, server_kind="asterisk", timeout=timeout).connect()
     _login(client, username, secret, events, auth)
-    print(f"amilab: connected to Asterisk at {client.address} as {username} (AMI {client.ami_version})")
+    print(
+        f"amilab: connected to Asterisk at {client.address} as {username} "
+        f"(AMI {client.ami_version})"
+    )
     return client
 
 
-def _connect_simulated(port: int | None, username: str | None, secret: str | None,
-                       timeout: float, events: bool, auth: Literal["plain", "md5"]) -> LabClient:
+def _connect_simulated(
+    port: int | None,
+    username: str | None,
+    secret: str | None,
+    timeout: float,
+    events: bool,
+    auth: Literal["plain", "md5"],
+) -> LabClient:
     # Imported here: a notebook on a real Asterisk never loads the simulator.
     from amilab.sim.server import SimulatedAsterisk
 
     simulator = SimulatedAsterisk(port=port or 0)
     try:
-        client = LabClient(simulator.host, simulator.port, server_kind="simulated",
-                           simulator=simulator, timeout=timeout).connect()
+        client = LabClient(
+            simulator.host,
+            simulator.port,
+            server_kind="simulated",
+            simulator=simulator,
+            timeout=timeout,
+        ).connect()
     except BaseException:
         simulator.close()
         raise
@@ -106,13 +128,16 @@ def _connect_simulated(port: int | None, username: str | None, secret: str | Non
         user = simulator.config.user(username)
         secret = user.secret if user is not None and user.secret is not None else ""
     _login(client, username, secret, events, auth)
-    print(f"amilab: connected to a simulated Asterisk 22 in this kernel ({client.address}) as "
-          f"{username}; set AMI_HOST to use a real one")
+    print(
+        f"amilab: connected to a simulated Asterisk 22 in this kernel ({client.address}) as "
+        f"{username}; set AMI_HOST to use a real one"
+    )
     return client
 
 
-def _login(client: LabClient, username: str, secret: str, events: bool,
-           auth: Literal["plain", "md5"]) -> None:
+def _login(
+    client: LabClient, username: str, secret: str, events: bool, auth: Literal["plain", "md5"]
+) -> None:
     try:
         client.login(username, secret, events=events, auth=auth)
     except BaseException:

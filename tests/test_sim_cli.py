@@ -22,7 +22,10 @@ def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
     """Start ``python -m amilab serve`` and wait for the line saying where it listens."""
     process = subprocess.Popen(
         [sys.executable, "-m", "amilab", "serve", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines = []
     for line in process.stdout:
@@ -53,7 +56,9 @@ def test_serve_listens_on_loopback_works_with_nc_and_stops_on_ctrl_c():
             reply = b""
             while b"Fully Booted" not in reply:
                 reply += nc.recv(4096)
-            assert reply.startswith(b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n")
+            assert reply.startswith(
+                b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
+            )
     finally:
         status, out, err = stop(process)
     assert status == 0
@@ -66,7 +71,9 @@ def test_serve_listens_on_loopback_works_with_nc_and_stops_on_ctrl_c():
 
 def test_serve_stops_cleanly_on_sigterm_and_reads_the_config_file(tmp_path):
     conf = tmp_path / "manager.conf"
-    conf.write_text("[general]\nenabled = yes\nbindaddr = 127.0.0.1\n[student]\nsecret = s\nread = call\n")
+    conf.write_text(
+        "[general]\nenabled = yes\nbindaddr = 127.0.0.1\n[student]\nsecret = s\nread = call\n"
+    )
     process, port = start_serve("--config", str(conf), "--port", "0")
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as nc:
@@ -99,10 +106,15 @@ def test_serve_reports_a_port_in_use():
         port = taken.getsockname()[1]
         process = subprocess.run(
             [sys.executable, "-m", "amilab", "serve", "--port", str(port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=20,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     assert process.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in process.stderr and "Traceback" not in process.stderr
+    assert (
+        f"cannot listen on 127.0.0.1:{port}" in process.stderr and "Traceback" not in process.stderr
+    )
 
 
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--traffic", "-1"], ["--traffic", "lots"]])
@@ -121,9 +133,14 @@ def test_binding_every_interface_warns_like_step_9():
 
 
 def test_python_dash_m_amilab_shows_help():
-    process = subprocess.run([sys.executable, "-m", "amilab", "serve", "--help"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=20,
-                             env={**os.environ, "COLUMNS": "100"})
+    process = subprocess.run(
+        [sys.executable, "-m", "amilab", "serve", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "COLUMNS": "100"},
+    )
     assert process.returncode == 0
     for flag in ("--config FILE", "--bind ADDR", "--port N", "--traffic RATE"):
         assert flag in process.stdout

@@ -138,7 +138,9 @@ def test_class_names_are_case_sensitive():
 
 def test_a_prefix_item_grants_every_class_it_starts():
     user = parse_manager_conf("[u]\nsecret = s\nwrite = c,dtmf\n").user("u")
-    expected = classes.CALL | classes.COMMAND | classes.CONFIG | classes.CDR | classes.CC | classes.DTMF
+    expected = (
+        classes.CALL | classes.COMMAND | classes.CONFIG | classes.CDR | classes.CC | classes.DTMF
+    )
     assert user.write == expected
 
 
@@ -262,7 +264,9 @@ def test_a_yes_no_typo_is_read_as_no_with_a_warning():
 def test_users_inherit_allowmultiplelogin_from_general_wherever_it_is_written():
     config = parse_manager_conf("[u]\nsecret = s\n[general]\nallowmultiplelogin = no\n")
     assert config.user("u").allowmultiplelogin is False
-    config = parse_manager_conf("[general]\nallowmultiplelogin = no\n[u]\nsecret=s\nallowmultiplelogin=yes\n")
+    config = parse_manager_conf(
+        "[general]\nallowmultiplelogin = no\n[u]\nsecret=s\nallowmultiplelogin=yes\n"
+    )
     assert config.user("u").allowmultiplelogin is True
 
 
@@ -310,7 +314,9 @@ def test_value_keeps_inner_spaces_but_loses_outer_ones():
 
 
 def test_repeated_sections_merge_and_later_values_win():
-    config = parse_manager_conf("[u]\nsecret = a\npermit = 10.0.0.1\n[U]\nsecret = b\npermit = 10.0.0.2\n")
+    config = parse_manager_conf(
+        "[u]\nsecret = a\npermit = 10.0.0.1\n[U]\nsecret = b\npermit = 10.0.0.2\n"
+    )
     user = config.user("u")
     assert user.secret == "b"
     assert len(user.acl.rules) == 2
@@ -345,7 +351,9 @@ def test_legacy_filter_with_exclamation_mark_excludes():
 
 
 def test_advanced_filter_by_name_and_header_with_starts_with():
-    f = EventFilter.parse("eventfilter(name(Newchannel),header(Channel),method(starts_with))", "PJSIP/1001")
+    f = EventFilter.parse(
+        "eventfilter(name(Newchannel),header(Channel),method(starts_with))", "PJSIP/1001"
+    )
     assert f.matches("Newchannel", EVENT)
     assert not f.matches("Hangup", EVENT.replace("Newchannel", "Hangup"))
 

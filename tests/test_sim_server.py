@@ -60,7 +60,9 @@ class Raw:
                 return bytes(self.received)
             self.received += data
 
-    def login(self, user: str = "admin", secret: str = "mysecretpassword", *, booted: bool = True) -> None:
+    def login(
+        self, user: str = "admin", secret: str = "mysecretpassword", *, booted: bool = True
+    ) -> None:
         """Log in; ``booted``: the user reads system, so FullyBooted follows."""
         self.send(f"Action: Login\nUsername: {user}\nSecret: {secret}\n\n".encode())
         reply = self.read()[0]
@@ -106,7 +108,9 @@ def test_course_steps_4_to_8_typed_with_nc(sim):
     assert nc.read()[0]["Privilege"] == "call,all"
     nc.received.clear()
     nc.send(b"Action: Logoff\n\n")  # Step 8
-    assert nc.read_until_closed() == b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n"
+    assert (
+        nc.read_until_closed() == b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +148,9 @@ def test_recorded_sessions_over_tcp(sim, name, index):
 def test_failed_login_closes_the_connection(sim):
     client = Raw(sim)
     client.send(b"Action: Login\r\nUsername: admin\r\nSecret: nope\r\n\r\n")
-    assert client.read_until_closed().endswith(b"Response: Error\r\nMessage: Authentication failed\r\n\r\n")
+    assert client.read_until_closed().endswith(
+        b"Response: Error\r\nMessage: Authentication failed\r\n\r\n"
+    )
 
 
 def test_amiclient_logs_in_and_gets_events(sim):
@@ -183,7 +189,9 @@ def test_a_late_reply_from_another_thread_arrives_before_the_held_events(sim):
     wait_for(lambda: len(PARKED) == 1)
     sim.pbx.emit("Newchannel", classes.CALL, ("Channel", "Local/1000@internal-00000001;1"))
     call = PARKED[0]
-    threading.Thread(target=call.reply, args=([[("Response", "Success"), ("ActionID", "o1")]],)).start()
+    threading.Thread(
+        target=call.reply, args=([[("Response", "Success"), ("ActionID", "o1")]],)
+    ).start()
     got = [(m.name, m.action_id) for m in client.read(3)]
     assert got == [("Success", "o1"), ("Newchannel", None), ("Success", "p1")]
 
@@ -230,7 +238,9 @@ def test_many_concurrent_clients_all_get_every_event(sim):
     ("output_limit", "reason"),
     [(256 * 1024, "bytes unsent"), (DEFAULT_OUTPUT_LIMIT, "not reading for 0.1 s")],
 )
-def test_a_client_that_stops_reading_is_dropped_and_the_others_keep_receiving(output_limit, reason, caplog):
+def test_a_client_that_stops_reading_is_dropped_and_the_others_keep_receiving(
+    output_limit, reason, caplog
+):
     with SimulatedAsterisk(pbx=FakePBX(), actions=FAKE_ACTIONS, output_limit=output_limit) as sim:
         stalled = Raw(sim, rcvbuf=4096)
         stalled.login()
@@ -297,7 +307,9 @@ def test_a_config_without_enabled_yes_is_refused_with_the_reason():
 def test_reload_adds_users_for_new_logins_and_keeps_sessions(sim):
     old = Raw(sim)
     old.login("monitor", "monitor-password")
-    sim.reload("[general]\nenabled = yes\n[student]\nsecret = s3cret\nread = call\nwrite = system\n")
+    sim.reload(
+        "[general]\nenabled = yes\n[student]\nsecret = s3cret\nread = call\nwrite = system\n"
+    )
     newcomer = Raw(sim)
     newcomer.login("student", "s3cret", booted=False)
     gone = Raw(sim)
@@ -330,7 +342,10 @@ def test_manager_show_user_never_prints_the_secret(sim):
     text = sim.manager.run_cli("manager show user admin")
     assert "mysecretpassword" not in text
     assert "            secret: <Set>\n" in text
-    assert "         read perm: system,call,log,verbose,command,agent,user,config,dtmf,reporting,cdr,dialplan,originate\n" in text
+    assert (
+        "         read perm: system,call,log,verbose,command,agent,user,config,dtmf,reporting,cdr,dialplan,originate\n"
+        in text
+    )
     assert "  0:  deny - 0.0.0.0/0.0.0.0\n" in text
     assert "  1: allow - 127.0.0.0/255.255.255.0\n" in text
     assert sim.manager.run_cli("manager show user nobody") == "There is no manager called nobody\n"

@@ -97,10 +97,17 @@ FAKE_ACTIONS = {
     spec.name.lower(): spec
     for spec in (
         ActionSpec("Ping", 0, "Keepalive command.", _ping),
-        ActionSpec("CoreStatus", classes.SYSTEM | classes.REPORTING, "Show PBX core status variables.", _corestatus),
+        ActionSpec(
+            "CoreStatus",
+            classes.SYSTEM | classes.REPORTING,
+            "Show PBX core status variables.",
+            _corestatus,
+        ),
         ActionSpec("Originate", classes.ORIGINATE, "Originate a call.", _park),
         ActionSpec("Command", classes.COMMAND, "Execute Asterisk CLI Command.", _ping),
-        ActionSpec("Reload", classes.CONFIG | classes.SYSTEM, "Send a reload event.", _emit_then_reply),
+        ActionSpec(
+            "Reload", classes.CONFIG | classes.SYSTEM, "Send a reload event.", _emit_then_reply
+        ),
         ActionSpec("Explode", 0, "Fails.", _explode),
     )
 }
@@ -172,7 +179,9 @@ class FakeHost:
         return data
 
 
-def new_session(config: str = DEFAULT_MANAGER_CONF, address: str = "127.0.0.1", **kw) -> tuple[FakeHost, Session]:
+def new_session(
+    config: str = DEFAULT_MANAGER_CONF, address: str = "127.0.0.1", **kw
+) -> tuple[FakeHost, Session]:
     host = FakeHost(config, **kw)
     session = Session(host, address)
     host.session = session
@@ -181,7 +190,9 @@ def new_session(config: str = DEFAULT_MANAGER_CONF, address: str = "127.0.0.1", 
     return host, session
 
 
-def login(host: FakeHost, session: Session, user="admin", secret="mysecretpassword", extra="") -> bytes:
+def login(
+    host: FakeHost, session: Session, user="admin", secret="mysecretpassword", extra=""
+) -> bytes:
     session.feed(f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\n{extra}\r\n".encode())
     host.advance(1.0)
     return host.take()
@@ -200,7 +211,9 @@ def normalise(data: bytes) -> bytes:
     return _VOLATILE.sub(rb"\1: N\r", data)
 
 
-def replay(name: str, index: int = 0, host: FakeHost | None = None) -> tuple[bytes, bytes, FakeHost]:
+def replay(
+    name: str, index: int = 0, host: FakeHost | None = None
+) -> tuple[bytes, bytes, FakeHost]:
     """Feed a recording's client bytes; return (what we sent, what Asterisk sent)."""
     conn = transcripts.connection(name, index)
     if host is None:
@@ -262,7 +275,9 @@ def test_failed_login_waits_one_second_then_answers_and_closes():
     host.advance(0.99)
     assert host.take() == b"" and not host.closed
     host.advance(0.01)
-    assert host.take() == b"Response: Error\r\nActionID: x\r\nMessage: Authentication failed\r\n\r\n"
+    assert (
+        host.take() == b"Response: Error\r\nActionID: x\r\nMessage: Authentication failed\r\n\r\n"
+    )
     assert host.closed
 
 
@@ -272,7 +287,10 @@ def test_failed_login_waits_one_second_then_answers_and_closes():
         ("Username: admin\r\nSecret: wrong", "127.0.0.1"),
         ("Username: nosuchuser\r\nSecret: x", "127.0.0.1"),
         ("Secret: mysecretpassword", "127.0.0.1"),
-        ("Username: admin\r\nSecret: mysecretpassword", "8.8.8.8"),  # ACL: deny all but private nets
+        (
+            "Username: admin\r\nSecret: mysecretpassword",
+            "8.8.8.8",
+        ),  # ACL: deny all but private nets
         ("Username: admin\r\nAuthType: MD5\r\nKey: 0123", "127.0.0.1"),  # MD5 without Challenge
         ("Username: admin\r\nSecret: mysecretpassword ", "127.0.0.1"),  # trailing space is kept
         ("Username: admin\r\nSecret: MySecretPassword", "127.0.0.1"),  # case-sensitive
@@ -302,12 +320,17 @@ def test_login_twice_is_already_authenticated():
     host, session = new_session()
     login(host, session)
     session.feed(b"Action: Login\r\nUsername: admin\r\nSecret: x\r\nActionID: 2\r\n\r\n")
-    assert host.take() == b"Response: Success\r\nActionID: 2\r\nMessage: Already authenticated\r\n\r\n"
+    assert (
+        host.take() == b"Response: Success\r\nActionID: 2\r\nMessage: Already authenticated\r\n\r\n"
+    )
 
 
 def test_fullybooted_needs_system_in_the_read_classes():
     host, session = new_session("[general]\nenabled=yes\n[u]\nsecret = s\nread = call\n")
-    assert login(host, session, "u", "s") == b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
+    assert (
+        login(host, session, "u", "s")
+        == b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
+    )
 
 
 def test_login_with_events_off_gets_no_fullybooted():
@@ -326,7 +349,9 @@ def test_challenge_and_md5_login():
     session.feed(b"Action: Challenge\r\nAuthType: MD5\r\n\r\n")
     assert f"Challenge: {challenge}\r\n".encode() in host.take()  # reused within the session
     key = hashlib.md5((challenge + "mysecretpassword").encode()).hexdigest()
-    session.feed(f"Action: Login\r\nAuthType: MD5\r\nUsername: admin\r\nKey: {key}\r\n\r\n".encode())
+    session.feed(
+        f"Action: Login\r\nAuthType: MD5\r\nUsername: admin\r\nKey: {key}\r\n\r\n".encode()
+    )
     assert host.take().startswith(b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n")
 
 
@@ -335,15 +360,21 @@ def test_md5_key_in_uppercase_fails():
     session.feed(b"Action: Challenge\r\nAuthType: MD5\r\n\r\n")
     challenge = re.search(rb"Challenge: (\d+)", host.take())[1].decode()
     key = hashlib.md5((challenge + "mysecretpassword").encode()).hexdigest().upper()
-    session.feed(f"Action: Login\r\nAuthType: MD5\r\nUsername: admin\r\nKey: {key}\r\n\r\n".encode())
+    session.feed(
+        f"Action: Login\r\nAuthType: MD5\r\nUsername: admin\r\nKey: {key}\r\n\r\n".encode()
+    )
     host.advance(1.0)
     assert b"Authentication failed" in host.take() and host.closed
 
 
 def test_challenge_without_md5_must_specify_authtype():
     ours, theirs, _ = replay("t_challenge_md5", 2)
-    assert ours == theirs == normalise(
-        b"Asterisk Call Manager/11.0.0\r\nResponse: Error\r\nActionID: t3\r\nMessage: Must specify AuthType\r\n\r\n"
+    assert (
+        ours
+        == theirs
+        == normalise(
+            b"Asterisk Call Manager/11.0.0\r\nResponse: Error\r\nActionID: t3\r\nMessage: Must specify AuthType\r\n\r\n"
+        )
     )
 
 
@@ -385,7 +416,10 @@ def test_line_too_long_is_an_error_and_the_session_survives():
     host, session = new_session()
     login(host, session)
     session.feed(b"Action: Ping\r\nActionID: long\r\nX-Junk: " + b"x" * 2000 + b"\r\n\r\n")
-    assert host.take() == b"Response: Error\r\nActionID: long\r\nMessage: Failed to parse message: line too long\r\n\r\n"
+    assert (
+        host.take()
+        == b"Response: Error\r\nActionID: long\r\nMessage: Failed to parse message: line too long\r\n\r\n"
+    )
     session.feed(b"Action: Ping\r\n\r\n")
     assert host.take().startswith(b"Response: Success\r\nPing: Pong\r\n")
 
@@ -394,13 +428,18 @@ def test_too_many_lines_is_an_error():
     host, session = new_session()
     login(host, session)
     session.feed(b"Action: Ping\r\n" + b"X: y\r\n" * 200 + b"\r\n")
-    assert host.take() == b"Response: Error\r\nMessage: Too many lines in message or allocation failure\r\n\r\n"
+    assert (
+        host.take()
+        == b"Response: Error\r\nMessage: Too many lines in message or allocation failure\r\n\r\n"
+    )
 
 
 def test_action_is_the_first_non_empty_and_other_headers_the_first():
     host, session = new_session()
     login(host, session)
-    session.feed(b"action:\r\nACTION: ping\r\nActionID: first\r\nActionID: second\r\nAction: Logoff\r\n\r\n")
+    session.feed(
+        b"action:\r\nACTION: ping\r\nActionID: first\r\nActionID: second\r\nAction: Logoff\r\n\r\n"
+    )
     assert host.take().startswith(b"Response: Success\r\nActionID: first\r\nPing: Pong\r\n")
 
 
@@ -500,7 +539,10 @@ def test_no_events_before_login():
 
 def test_timestamp_comes_after_privilege():
     event = render_event("Hangup", classes.CALL, (("Cause", "16"),), 1795749616.0615)
-    assert event.data == b"Event: Hangup\r\nPrivilege: call,all\r\nTimestamp: 1795749616.061500\r\nCause: 16\r\n\r\n"
+    assert (
+        event.data
+        == b"Event: Hangup\r\nPrivilege: call,all\r\nTimestamp: 1795749616.061500\r\nCause: 16\r\n\r\n"
+    )
 
 
 def test_events_off_then_on_then_classes():
@@ -569,10 +611,18 @@ def test_filter_action_include_and_exclude():
     ("headers", "message"),
     [
         ("Operation: Remove\r\nFilter: x", "Unknown operation"),
-        ("Operation: Add\r\nFilter: Event: (", "Filter did not compile.  Check the syntax of the filter given."),
-        ("Operation: Add\r\nFilter: x\r\nMatchCriteria: method(startsWith)",
-         "Filter was formatted incorrectly.  Check the syntax of the filter given."),
-        ("Operation: Add", "Filter was formatted incorrectly.  Check the syntax of the filter given."),
+        (
+            "Operation: Add\r\nFilter: Event: (",
+            "Filter did not compile.  Check the syntax of the filter given.",
+        ),
+        (
+            "Operation: Add\r\nFilter: x\r\nMatchCriteria: method(startsWith)",
+            "Filter was formatted incorrectly.  Check the syntax of the filter given.",
+        ),
+        (
+            "Operation: Add",
+            "Filter was formatted incorrectly.  Check the syntax of the filter given.",
+        ),
     ],
 )
 def test_filter_action_errors(headers, message):
@@ -606,13 +656,19 @@ def test_a_late_reply_comes_through_the_loop_and_events_wait_for_it():
     call_event(host)
     assert host.take() == b""  # held: the Originate has not answered yet
     (call,) = PARKED
-    worker = threading.Thread(target=lambda: call.reply([_with_id(call, ("Message", "Originate successfully queued"))]))
+    worker = threading.Thread(
+        target=lambda: call.reply([_with_id(call, ("Message", "Originate successfully queued"))])
+    )
     worker.start()
     worker.join()
     assert host.take() == b""  # the answer waits for the loop thread
     host.run_soon()
     replies = messages(host.take())
-    assert [(m.name, m.action_id) for m in replies] == [("Success", "o1"), ("Newchannel", None), ("Success", "p1")]
+    assert [(m.name, m.action_id) for m in replies] == [
+        ("Success", "o1"),
+        ("Newchannel", None),
+        ("Success", "p1"),
+    ]
     assert session.accepting_input
 
 
@@ -631,7 +687,9 @@ def test_a_second_reply_is_ignored():
 
 def test_end_of_input_finishes_pending_requests_then_closes():
     host, session = new_session()
-    session.feed(b"Action: Login\r\nUsername: admin\r\nSecret: mysecretpassword\r\n\r\nAction: Ping\r\n\r\n")
+    session.feed(
+        b"Action: Login\r\nUsername: admin\r\nSecret: mysecretpassword\r\n\r\nAction: Ping\r\n\r\n"
+    )
     session.end_of_input()
     data = host.take()
     assert b"Authentication accepted" in data and b"Ping: Pong" in data

@@ -33,14 +33,29 @@ def add_serve_command(commands: Any) -> None:
         help="run a simulated Asterisk 22 speaking AMI",
         description="Run a simulated Asterisk 22 speaking AMI on a TCP port (try it with nc).",
     )
-    serve.add_argument("--config", metavar="FILE", type=Path,
-                       help="manager.conf to use (default: the course's admin and monitor users)")
-    serve.add_argument("--bind", metavar="ADDR", help="address to listen on (default: the file's "
-                       f"bindaddr, else {DEFAULT_BIND})")
-    serve.add_argument("--port", metavar="N", type=_port, help="TCP port (default: the file's port, "
-                       "else 5038; 0 picks a free one)")
-    serve.add_argument("--traffic", metavar="RATE", type=_rate,
-                       help="simulate phone traffic: RATE new calls per second (e.g. 0.2)")
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="manager.conf to use (default: the course's admin and monitor users)",
+    )
+    serve.add_argument(
+        "--bind",
+        metavar="ADDR",
+        help=f"address to listen on (default: the file's bindaddr, else {DEFAULT_BIND})",
+    )
+    serve.add_argument(
+        "--port",
+        metavar="N",
+        type=_port,
+        help="TCP port (default: the file's port, else 5038; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--traffic",
+        metavar="RATE",
+        type=_rate,
+        help="simulate phone traffic: RATE new calls per second (e.g. 0.2)",
+    )
     serve.set_defaults(run=serve_command)
 
 
@@ -67,10 +82,13 @@ def _fail(message: str, status: int) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     try:
-        text = DEFAULT_MANAGER_CONF if args.config is None else args.config.read_text(encoding="utf-8")
+        text = (
+            DEFAULT_MANAGER_CONF if args.config is None else args.config.read_text(encoding="utf-8")
+        )
         config = parse_manager_conf(text)
     except OSError as exc:
         return _fail(f"cannot read {args.config}: {exc.strerror or exc}", 2)
@@ -88,13 +106,18 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(f"{args.config or 'manager.conf'}: {exc}", 2)
     except OSError as exc:
-        return _fail(f"cannot listen on {bind}:{port}: {exc.strerror or exc} "
-                     "(is another Asterisk or amilab serve using it? try --port)", 1)
+        return _fail(
+            f"cannot listen on {bind}:{port}: {exc.strerror or exc} "
+            "(is another Asterisk or amilab serve using it? try --port)",
+            1,
+        )
     with sim:
         if args.traffic:
             sim.pbx.start_traffic(args.traffic)
             print(f"Simulated traffic: about {args.traffic:g} new calls per second.")
-        print(f"Simulated Asterisk 22 (AMI {AMI_VERSION}) listening on {_show(sim.host)}:{sim.port}")
+        print(
+            f"Simulated Asterisk 22 (AMI {AMI_VERSION}) listening on {_show(sim.host)}:{sim.port}"
+        )
         print(f"Try it:  nc {_nc_host(sim.host)} {sim.port}")
         print("Press Ctrl-C to stop.", flush=True)
         _wait_for_stop()
@@ -111,12 +134,16 @@ def _exposure_warning(bind: str) -> str | None:
     if address.is_loopback:
         return None
     if address.is_unspecified:
-        return (f"WARNING: listening on {bind}, i.e. on every network interface. AMI gives full "
-                "control of the PBX and sends secrets in plain text; the course's Step 9 says: bind "
-                "to 127.0.0.1, or to one internal IP if you must allow remote access, never 0.0.0.0 "
-                "in production. Keep deny/permit ACLs on every user.")
-    return (f"WARNING: listening on {bind}, reachable from the network. AMI sends secrets in plain "
-            "text: keep deny/permit ACLs on every user and a firewall in front (course Steps 9-10).")
+        return (
+            f"WARNING: listening on {bind}, i.e. on every network interface. AMI gives full "
+            "control of the PBX and sends secrets in plain text; the course's Step 9 says: bind "
+            "to 127.0.0.1, or to one internal IP if you must allow remote access, never 0.0.0.0 "
+            "in production. Keep deny/permit ACLs on every user."
+        )
+    return (
+        f"WARNING: listening on {bind}, reachable from the network. AMI sends secrets in plain "
+        "text: keep deny/permit ACLs on every user and a firewall in front (course Steps 9-10)."
+    )
 
 
 def _show(host: str) -> str:
@@ -137,7 +164,9 @@ def _wait_for_stop() -> None:
     if threading.current_thread() is not threading.main_thread():
         stop.wait()
         return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         while not stop.wait(0.5):
             pass

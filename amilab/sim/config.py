@@ -66,11 +66,27 @@ _FALSE = frozenset({"no", "false", "n", "f", "0", "off"})  # ast_false
 #: [general] keys Asterisk 22 knows but the simulator does not act on.
 _GENERAL_NOT_SIMULATED = frozenset(
     {
-        "webenabled", "httptimeout", "brokeneventsaction", "debug", "channelvars",
-        "disabledevents", "tlsenable", "sslenable", "tlsbindaddr", "sslbindaddr",
-        "tlscertfile", "tlscert", "sslcert", "tlsprivatekey", "sslprivatekey",
-        "tlscipher", "sslcipher", "tlsservercipherorder", "tlsdisablev1",
-        "tlsdisablev11", "tlsdisablev12",
+        "webenabled",
+        "httptimeout",
+        "brokeneventsaction",
+        "debug",
+        "channelvars",
+        "disabledevents",
+        "tlsenable",
+        "sslenable",
+        "tlsbindaddr",
+        "sslbindaddr",
+        "tlscertfile",
+        "tlscert",
+        "sslcert",
+        "tlsprivatekey",
+        "sslprivatekey",
+        "tlscipher",
+        "sslcipher",
+        "tlsservercipherorder",
+        "tlsdisablev1",
+        "tlsdisablev11",
+        "tlsdisablev12",
     }
 )
 
@@ -83,7 +99,9 @@ class ConfigError(AMIError, ValueError):
     def __init__(self, reason: str, line: int | None = None) -> None:
         self.line = line
         self.reason = reason
-        super().__init__(f"manager.conf line {line}: {reason}" if line else f"manager.conf: {reason}")
+        super().__init__(
+            f"manager.conf line {line}: {reason}" if line else f"manager.conf: {reason}"
+        )
 
 
 # -- ACL (main/acl.c) ----------------------------------------------------------
@@ -293,7 +311,9 @@ class EventFilter:
         return False
 
 
-def events_pass_filters(filters: tuple[EventFilter, ...] | list[EventFilter], event_name: str, event_text: str) -> bool:
+def events_pass_filters(
+    filters: tuple[EventFilter, ...] | list[EventFilter], event_name: str, event_text: str
+) -> bool:
     """Asterisk's should_send_event: no filters pass everything; include filters
     only: one must match; exclude filters only: none may match; both: an
     include must match and then no exclude."""
@@ -389,13 +409,17 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 def _bool(key: str, value: str, number: int, warnings: list[str]) -> bool:
     lowered = value.lower()
     if lowered not in _TRUE and lowered not in _FALSE:
-        warnings.append(f"line {number}: {key} = {value!r} is neither yes nor no; Asterisk reads it as no")
+        warnings.append(
+            f"line {number}: {key} = {value!r} is neither yes nor no; Asterisk reads it as no"
+        )
     return lowered in _TRUE
 
 
 def _positive_int(key: str, value: str, number: int, minimum: int) -> int:
     if not value.isdecimal() or int(value) < minimum:
-        raise ConfigError(f"{key} = {value!r}: must be a whole number of at least {minimum}", number)
+        raise ConfigError(
+            f"{key} = {value!r}: must be a whole number of at least {minimum}", number
+        )
     return int(value)
 
 
@@ -429,14 +453,18 @@ class _UserDraft:
     displayconnects: bool | None = None
 
 
-def _user_option(user: _UserDraft, key: str, raw_key: str, value: str, number: int, warnings: list[str]) -> None:
+def _user_option(
+    user: _UserDraft, key: str, raw_key: str, value: str, number: int, warnings: list[str]
+) -> None:
     if key == "secret":
         user.secret = value
     elif key in ("deny", "permit"):
         try:
             user.rules.extend(parse_acl_entries(key, value))
         except ValueError as exc:
-            raise ConfigError(f"{key} = {value!r}: {exc} (Asterisk deletes user {user.name!r})", number) from None
+            raise ConfigError(
+                f"{key} = {value!r}: {exc} (Asterisk deletes user {user.name!r})", number
+            ) from None
     elif key == "acl":
         raise ConfigError(
             f"acl = {value!r}: named ACLs live in acl.conf, which the simulator does not have; "
@@ -458,7 +486,9 @@ def _user_option(user: _UserDraft, key: str, raw_key: str, value: str, number: i
     elif key == "setvar":
         warnings.append(f"line {number}: setvar is not simulated; ignored")
     else:
-        warnings.append(f"line {number}: unknown option {raw_key!r} for user {user.name!r}; ignored")
+        warnings.append(
+            f"line {number}: unknown option {raw_key!r} for user {user.name!r}; ignored"
+        )
 
 
 def parse_manager_conf(text: str, *, previous: ManagerConfig | None = None) -> ManagerConfig:
@@ -530,8 +560,12 @@ def parse_manager_conf(text: str, *, previous: ManagerConfig | None = None) -> M
             acl=Acl(tuple(draft.rules)),
             eventfilters=tuple(draft.eventfilters),
             writetimeout_ms=draft.writetimeout_ms,
-            allowmultiplelogin=default_multi if draft.allowmultiplelogin is None else draft.allowmultiplelogin,
-            displayconnects=default_display if draft.displayconnects is None else draft.displayconnects,
+            allowmultiplelogin=default_multi
+            if draft.allowmultiplelogin is None
+            else draft.allowmultiplelogin,
+            displayconnects=default_display
+            if draft.displayconnects is None
+            else draft.displayconnects,
         )
     return ManagerConfig(users=users, warnings=tuple(warnings), **general)  # type: ignore[arg-type]
 

@@ -53,8 +53,17 @@ ConfigSource = str | os.PathLike[str] | None
 class _Connection:
     """A client socket and its session, owned by the loop thread."""
 
-    __slots__ = ("sock", "fd", "session", "out", "closing", "end_of_input", "blocked_since",
-                 "counted", "mask")
+    __slots__ = (
+        "sock",
+        "fd",
+        "session",
+        "out",
+        "closing",
+        "end_of_input",
+        "blocked_since",
+        "counted",
+        "mask",
+    )
 
     def __init__(self, sock: socket.socket, session: Session) -> None:
         self.sock = sock
@@ -103,7 +112,9 @@ class _ManagerServer:
         self._selector = selectors.DefaultSelector()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server(
-            (host, port), family=family, backlog=socket.SOMAXCONN,
+            (host, port),
+            family=family,
+            backlog=socket.SOMAXCONN,
             dualstack_ipv6=host == "::" and socket.has_dualstack_ipv6(),
         )
         try:
@@ -118,8 +129,9 @@ class _ManagerServer:
             raise
         self.address = self._listener.getsockname()[:2]
         self._unsubscribe = pbx.subscribe(self._on_pbx_event)
-        self._thread = threading.Thread(target=self._run, name=f"amilab-sim-ami {host}:{self.address[1]}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"amilab-sim-ami {host}:{self.address[1]}", daemon=True
+        )
         self._thread.start()
 
     # -- SessionHost ------------------------------------------------------------------
@@ -153,7 +165,8 @@ class _ManagerServer:
     def logged_in(self, username: str) -> bool:
         lowered = username.lower()
         return any(
-            s.authenticated and (s.username or "").lower() == lowered for s in list(self._connections)
+            s.authenticated and (s.username or "").lower() == lowered
+            for s in list(self._connections)
         )
 
     def authenticated(self, session: Session) -> None:
@@ -182,7 +195,9 @@ class _ManagerServer:
         config = _load(source, previous=self.config)
         old = self.config
         if (config.enabled, config.bindaddr, config.port) != (old.enabled, old.bindaddr, old.port):
-            log.warning("manager reload: enabled, bindaddr and port take effect when the simulator restarts")
+            log.warning(
+                "manager reload: enabled, bindaddr and port take effect when the simulator restarts"
+            )
         self.source, self.config = source, config
 
     def run_cli(self, line: str) -> str | None:
@@ -198,12 +213,17 @@ class _ManagerServer:
             return self._show_connected()
         if rest == ["show", "users"]:
             names = [user.name for user in self.config.users.values()]
-            return ("\nusername\n--------\n" + "".join(f"{n}\n" for n in names)
-                    + f"-------------------\n{len(names)} manager users configured.\n")
+            return (
+                "\nusername\n--------\n"
+                + "".join(f"{n}\n" for n in names)
+                + f"-------------------\n{len(names)} manager users configured.\n"
+            )
         if rest[:2] == ["show", "user"]:
             if len(words) != 4:
-                return ("Usage: manager show user <user>\n"
-                        "        Display all information related to the manager user specified.\n")
+                return (
+                    "Usage: manager show user <user>\n"
+                    "        Display all information related to the manager user specified.\n"
+                )
             return self._show_user(words[3])
         if rest == ["reload"]:
             error = self.reload()
@@ -244,17 +264,38 @@ class _ManagerServer:
     def _show_connected(self) -> str:
         def row(*cells: str) -> str:
             widths = (15, 55, 10, 10, 8, 8, 10, 10)
-            return "  " + "  ".join(f"{c:<{w}.{w}}" for c, w in zip(cells, widths)) + "\n"
+            return (
+                "  " + "  ".join(f"{c:<{w}.{w}}" for c, w in zip(cells, widths, strict=True)) + "\n"
+            )
 
         now = time.time()
-        lines = [row("Username", "IP Address", "Start", "Elapsed", "FileDes", "HttpCnt",
-                     "ReadPerms", "WritePerms")]
+        lines = [
+            row(
+                "Username",
+                "IP Address",
+                "Start",
+                "Elapsed",
+                "FileDes",
+                "HttpCnt",
+                "ReadPerms",
+                "WritePerms",
+            )
+        ]
         connections = list(self._connections.values())
         for conn in connections:
             s = conn.session
-            lines.append(row(s.username or "", s.address, str(int(s.login_time)),
-                             str(int(now - s.login_time)), str(conn.fd), "0",
-                             f"{s.read:010d}", f"{s.write:010d}"))
+            lines.append(
+                row(
+                    s.username or "",
+                    s.address,
+                    str(int(s.login_time)),
+                    str(int(now - s.login_time)),
+                    str(conn.fd),
+                    "0",
+                    f"{s.read:010d}",
+                    f"{s.write:010d}",
+                )
+            )
         lines.append(f"{len(connections)} users connected.\n")
         return "".join(lines)
 
@@ -264,7 +305,11 @@ class _ManagerServer:
             return f"There is no manager called {name}\n"
 
         def perms(mask: int) -> str:  # user_authority_to_str: only classes fully set
-            names = [n for n, bit in (*classes.CLASSES.items(), ("all", classes.ALL)) if mask & bit == bit]
+            names = [
+                n
+                for n, bit in (*classes.CLASSES.items(), ("all", classes.ALL))
+                if mask & bit == bit
+            ]
             return ",".join(names) or "<none>"
 
         text = (
@@ -313,8 +358,11 @@ class _ManagerServer:
             log.exception("simulated AMI server: %r failed", handler)
 
     def _select_timeout(self) -> float | None:
-        deadlines = [conn.blocked_since + conn.session.write_timeout for conn in self._blocked
-                     if conn.blocked_since is not None]
+        deadlines = [
+            conn.blocked_since + conn.session.write_timeout
+            for conn in self._blocked
+            if conn.blocked_since is not None
+        ]
         if self._timers:
             deadlines.append(self._timers[0][0])
         if not deadlines:
@@ -344,8 +392,9 @@ class _ManagerServer:
         self.call_soon_threadsafe(lambda: self._fan_out(event, stamp))
 
     def _fan_out(self, event: Any, stamp: float) -> None:
-        rendered = render_event(event.name, event.privilege, event.body,
-                                stamp if self.config.timestampevents else None)
+        rendered = render_event(
+            event.name, event.privilege, event.body, stamp if self.config.timestampevents else None
+        )
         for conn in list(self._connections.values()):
             try:
                 conn.session.deliver(rendered)
@@ -361,14 +410,23 @@ class _ManagerServer:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("cannot accept AMI clients (%s); retrying in %s s", exc, _ACCEPT_RETRY)
+                    log.warning(
+                        "cannot accept AMI clients (%s); retrying in %s s", exc, _ACCEPT_RETRY
+                    )
                     self._selector.unregister(listener)
-                    self.call_later(_ACCEPT_RETRY, lambda: self._selector.register(
-                        listener, selectors.EVENT_READ, self._accept))
+                    self.call_later(
+                        _ACCEPT_RETRY,
+                        lambda: self._selector.register(
+                            listener, selectors.EVENT_READ, self._accept
+                        ),
+                    )
                 return
             if self._unauthenticated >= self.config.authlimit:
-                log.info("%s refused: %d clients not logged in yet (authlimit)", peer[0],
-                         self._unauthenticated)
+                log.info(
+                    "%s refused: %d clients not logged in yet (authlimit)",
+                    peer[0],
+                    self._unauthenticated,
+                )
                 sock.close()
                 continue
             sock.setblocking(False)
@@ -410,7 +468,9 @@ class _ManagerServer:
                 self._flush(conn, now)
         for conn in list(self._connections.values()):
             if conn.session.held_bytes + len(conn.out) > self._output_limit:
-                self._drop(conn, f"not reading: {conn.session.held_bytes + len(conn.out)} bytes unsent")
+                self._drop(
+                    conn, f"not reading: {conn.session.held_bytes + len(conn.out)} bytes unsent"
+                )
 
     def _flush(self, conn: _Connection, now: float) -> None:
         sent_any = False
@@ -429,8 +489,11 @@ class _ManagerServer:
             if sent_any or conn.blocked_since is None:
                 conn.blocked_since = now
             elif now - conn.blocked_since > conn.session.write_timeout:
-                self._drop(conn, f"not reading for {conn.session.write_timeout:.3g} s "
-                                 f"({len(conn.out)} bytes unsent)")
+                self._drop(
+                    conn,
+                    f"not reading for {conn.session.write_timeout:.3g} s "
+                    f"({len(conn.out)} bytes unsent)",
+                )
                 return
             self._blocked.add(conn)
         else:
@@ -465,8 +528,13 @@ class _ManagerServer:
         if self._connections.get(conn.session) is not conn:
             return
         del self._connections[conn.session]
-        log.log(level, "AMI client %s (%s) closed: %s", conn.session.address,
-                conn.session.username or "not logged in", reason)
+        log.log(
+            level,
+            "AMI client %s (%s) closed: %s",
+            conn.session.address,
+            conn.session.username or "not logged in",
+            reason,
+        )
         if conn.counted:
             self._unauthenticated -= 1
         self._blocked.discard(conn)
@@ -489,8 +557,11 @@ class _ManagerServer:
 
 
 def _load(source: ConfigSource, previous: ManagerConfig | None = None) -> ManagerConfig:
-    text = Path(source).read_text(encoding="utf-8") if isinstance(source, os.PathLike) else (
-        DEFAULT_MANAGER_CONF if source is None else source)
+    text = (
+        Path(source).read_text(encoding="utf-8")
+        if isinstance(source, os.PathLike)
+        else (DEFAULT_MANAGER_CONF if source is None else source)
+    )
     config = parse_manager_conf(text, previous=previous)
     for warning in config.warnings:
         log.warning("manager.conf %s", warning)
@@ -538,9 +609,16 @@ class SimulatedAsterisk:
         self.pbx = pbx
         self._closed = False
         try:
-            self._server = _ManagerServer(config, loaded, host, port, self.pbx,
-                                          ACTIONS if actions is None else actions,
-                                          failed_login_delay, output_limit)
+            self._server = _ManagerServer(
+                config,
+                loaded,
+                host,
+                port,
+                self.pbx,
+                ACTIONS if actions is None else actions,
+                failed_login_delay,
+                output_limit,
+            )
         except BaseException:
             if self._owns_pbx:
                 self.pbx.close()
@@ -579,10 +657,15 @@ class SimulatedAsterisk:
     def __enter__(self) -> SimulatedAsterisk:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"listening on {self.host}:{self.port}"
-        return f"<SimulatedAsterisk {state}, users {', '.join(u.name for u in self.config.users.values())}>"
+        users = ", ".join(user.name for user in self.config.users.values())
+        return f"<SimulatedAsterisk {state}, users {users}>"

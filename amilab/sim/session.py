@@ -173,7 +173,9 @@ class SessionHost(Protocol):
 class _SessionAction:
     __slots__ = ("name", "privilege", "synopsis", "run")
 
-    def __init__(self, name: str, privilege: int, synopsis: str, run: Callable[[Session, Message], None]):
+    def __init__(
+        self, name: str, privilege: int, synopsis: str, run: Callable[[Session, Message], None]
+    ):
         self.name = name
         self.privilege = privilege
         self.synopsis = synopsis
@@ -322,7 +324,9 @@ class Session:
 
     # -- replies --------------------------------------------------------------------------
 
-    def _response(self, request: Message, response: str, message: str | None = None) -> list[tuple[str, str]]:
+    def _response(
+        self, request: Message, response: str, message: str | None = None
+    ) -> list[tuple[str, str]]:
         """``Response:``, then ``ActionID:`` if the request had a non-empty one,
         then ``Message:`` (astman_send_response_full)."""
         pairs = [("Response", response)]
@@ -363,7 +367,11 @@ class Session:
     def _auth_timeout(self) -> None:
         # A failed-login pause ends the session by itself.
         if not (self.authenticated or self._busy or self._closing):
-            log.info("%s did not log in within %s s; closing", self.address, self._host.config.authtimeout)
+            log.info(
+                "%s did not log in within %s s; closing",
+                self.address,
+                self._host.config.authtimeout,
+            )
             self._close()
 
     # -- PBX actions ----------------------------------------------------------------------
@@ -465,7 +473,9 @@ class Session:
         if (request.get("AuthType") or "").lower() == "md5":
             key = request.get("Key") or ""
             if key and self._challenge and user.secret is not None:
-                digest = hashlib.md5((self._challenge + user.secret).encode(), usedforsecurity=False)
+                digest = hashlib.md5(
+                    (self._challenge + user.secret).encode(), usedforsecurity=False
+                )
                 if hmac.compare_digest(key.encode(), digest.hexdigest().encode()):
                     return user
         elif user.secret is not None and hmac.compare_digest(
@@ -503,7 +513,8 @@ class Session:
         criteria = request.get("MatchCriteria") or ""
         try:
             new = EventFilter.parse(
-                f"eventfilter({criteria})" if criteria else "eventfilter", request.get("Filter") or ""
+                f"eventfilter({criteria})" if criteria else "eventfilter",
+                request.get("Filter") or "",
             )
         except FilterCompileError:
             self._error(request, FILTER_DID_NOT_COMPILE)
@@ -517,7 +528,9 @@ class Session:
     def _action_listcommands(self, request: Message) -> None:
         available: dict[str, tuple[str, int, str]] = {}
         for spec in (*_SESSION_ACTIONS.values(), *self._host.actions.values()):
-            if spec.name.lower() not in available and (not spec.privilege or self.write & spec.privilege):
+            if spec.name.lower() not in available and (
+                not spec.privilege or self.write & spec.privilege
+            ):
                 available[spec.name.lower()] = (spec.name, spec.privilege, spec.synopsis)
         lines = [
             (name, f"{synopsis.rstrip()}  (Priv: {classes.perms_to_str(privilege)})")
@@ -533,12 +546,18 @@ _SESSION_ACTIONS: dict[str, _SessionAction] = {
     for action in (
         _SessionAction("Login", 0, "Login Manager.", Session._action_login),
         _SessionAction("Logoff", 0, "Logoff Manager.", Session._action_logoff),
-        _SessionAction("Challenge", 0, "Generate Challenge for MD5 Auth.", Session._action_challenge),
+        _SessionAction(
+            "Challenge", 0, "Generate Challenge for MD5 Auth.", Session._action_challenge
+        ),
         _SessionAction("Events", 0, "Control Event Flow.", Session._action_events),
         _SessionAction(
-            "Filter", classes.SYSTEM, "Dynamically add filters for the current manager session.",
+            "Filter",
+            classes.SYSTEM,
+            "Dynamically add filters for the current manager session.",
             Session._action_filter,
         ),
-        _SessionAction("ListCommands", 0, "List available manager commands.", Session._action_listcommands),
+        _SessionAction(
+            "ListCommands", 0, "List available manager commands.", Session._action_listcommands
+        ),
     )
 }
