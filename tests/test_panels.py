@@ -14,9 +14,14 @@ from fnmatch import fnmatch
 import ipywidgets as widgets
 import pytest
 
-from amilab.panels import EventStreamPanel
+from amilab import AMIClient
+from amilab.panels import ActionPanel, ConnectionPanel, EventStreamPanel
+from amilab.panels.actions import ACTION_FIELDS
 from amilab.panels.redraw import DATA_RATE_BUDGET
 from amilab.protocol import Message
+from tests.scripted_server import ScriptedServer, recording
+
+COURSE_SECRET = "mysecretpassword"  # the course's admin secret (guide Step 2), as recorded
 
 # -- fakes --------------------------------------------------------------------------
 
@@ -292,6 +297,265 @@ def test_the_event_panel_displays_as_a_widget_with_stable_css_classes(panel):
     classes = {c for w in walk(panel.widget) for c in w._dom_classes}
     assert {"amilab-event-panel", "amilab-event-table", "amilab-event-counts",
             "amilab-event-pattern", "amilab-event-class", "amilab-status"} <= classes
+
+
+# -- ActionPanel, against real Asterisk 22 bytes (scripted server) ---------------------
+
+
+@pytest.fixture
+def asterisk():
+    """Replay one recorded Asterisk 22 session; yields a logged-in client for it."""
+    opened: list[tuple[ScriptedServer, AMIClient]] = []
+
+    def start(name: str, *, username: str = "admin", secret: str = COURSE_SECRET,
+              turns: slice | None = None, timeout: float = 5.0,
+              delay: float = 0.0) -> AMIClient:
+        script = recording(name)
+        if turns is not None:
+            script.turns = script.turns[turns]
+        script.turns[-1].delay = delay
+        server = ScriptedServer(script)
+        ami = AMIClient(server.host, server.port, timeout=timeout).connect()
+        opened.append((server, ami))
+        ami.login(username, secret)
+        return ami
+
+    yield start
+    for server, ami in opened:
+        ami.close()
+        server.close()
+        assert server.errors == []
+
+
+def test_action_panel_offers_the_course_actions_but_not_login_or_logoff():
+    assert list(ACTION_FIELDS)[:4] == ["Events", "CoreStatus", "CoreSettings", "CoreShowChannels"]
+    assert "Login" not in ACTION_FIELDS and "Logoff" not in ACTION_FIELDS
+    panel = ActionPanel(FakeClient())
+    with pytest.raises(ValueError, match="connection panel"):
+        panel.choose("Logoff")
+    panel.choose("command")
+    assert panel.fields == {"Command": "core show channels"}
+    panel.choose("Originate")
+    assert {k: v for k, v in panel.fields.items() if v} == {
+        "Channel": "PJSIP/1001", "Exten": "1002", "Context": "internal", "Priority": "1"}
+    with pytest.raises(ValueError, match="Originate has no field 'Secret'"):
+        panel.choose("Originate", Secret="x")
+
+
+def test_core_show_channels_items_become_a_table_beside_the_raw_exchange(asterisk):
+    ami = asterisk("g_coreshowchannels")
+    panel = ActionPanel(ami)
+    panel.choose("CoreShowChannels")
+    panel.send()
+    assert panel.status.endswith("Success, 0 items")
+    panel.choose("Originate")
+    panel.send()
+    panel.choose("CoreShowChannels")
+    panel.send()
+
+    assert list(panel.frame()["Channel"]) == [
+        "Local/1000@internal-00000000;2", "Local/1000@internal-00000000;1"]
+    assert panel.status == "CoreShowChannels: Success, 2 items"
+    assert list(panel.response_frame()["Header"]) == ["Response", "ActionID", "EventList",
+                                                      "Message"]
+    raw = panel.raw_text
+    action_id = panel.response_frame()["Value"][1]
+    assert raw.startswith(f"Action: CoreShowChannels\nActionID: {action_id}\n\n"
+                          f"Response: Success\nActionID: {action_id}\nEventList: start\n")
+    assert raw.count("Event: CoreShowChannel\n") == 2
+    assert raw.endswith("Event: CoreShowChannelsComplete\n"
+                        f"ActionID: {action_id}\nEventList: Complete\nListItems: 2\n\n")
+    assert "\r" not in raw
+    shown = part(panel, "amilab-raw").value
+    assert "Local/1000@internal-00000000;2" in shown
+    assert "Local/1000@internal-00000000;2" in part(panel, "amilab-list").value
+
+
+def test_the_raw_view_is_exactly_what_crossed_the_wire(asterisk):
+    ami = asterisk("e_corestatus_actionid", turns=slice(0, 2))
+    panel = ActionPanel(ami)
+    panel.choose("CoreStatus")
+    panel.send()
+    [sent] = [e.text for e in ami.transcript if e.direction == "send" and "CoreStatus" in e.text]
+    [received] = [e.text for e in ami.transcript
+                  if e.direction == "recv" and e.text.startswith("Response") and "CoreStartup"
+                  in e.text]
+    assert panel.raw_text == (sent + received).replace("\r\n", "\n")
+    frame = panel.frame()
+    assert list(frame["Header"])[:2] == ["Response", "ActionID"]
+    assert frame.set_index("Header")["Value"]["CoreCurrentCalls"] == "0"
+
+
+def test_a_typed_action_id_is_sent_and_echoed(asterisk):
+    ami = asterisk("e_corestatus_actionid", turns=slice(0, 2))
+    panel = ActionPanel(ami)
+    part(panel, "amilab-action-id").value = "my-request-123"
+    panel.send()
+    assert panel.raw_text.startswith("Action: CoreStatus\nActionID: my-request-123\n\n"
+                                     "Response: Success\nActionID: my-request-123\n")
+
+
+def test_permission_denied_is_shown_in_the_panel_not_raised(asterisk):
+    ami = asterisk("c_monitor_permissions", username="monitor", secret="monitor-password",
+                   turns=slice(0, 2))
+    panel = ActionPanel(ami, action="Originate")
+    panel.send()
+    assert panel.status == "Originate: Error: Permission denied"
+    assert panel.status_is_error
+    assert panel.frame().set_index("Header")["Value"]["Message"] == "Permission denied"
+    assert "Message: Permission denied\n" in panel.raw_text
+    assert "Permission denied" in part(panel, "amilab-response").value
+
+
+def test_command_output_lines_each_get_a_row(asterisk):
+    ami = asterisk("i_command", turns=slice(0, 2))
+    panel = ActionPanel(ami)
+    panel.choose("Command", Command="core show version")
+    panel.send()
+    frame = panel.frame()
+    output = frame[frame["Header"] == "Output"]["Value"]
+    assert output.iloc[0].startswith("Asterisk 22.10.1")
+    assert panel.status == "Command: Success"
+
+
+def test_a_line_break_in_a_field_is_refused_before_anything_is_sent(asterisk):
+    ami = asterisk("e_corestatus_actionid", turns=slice(0, 1))
+    panel = ActionPanel(ami)
+    panel.choose("Command", Command="core show version\r\nAction: Logoff")
+    panel.send()
+    assert panel.status_is_error
+    assert "CR or LF" in panel.status
+    assert panel.raw_text.startswith("(nothing was sent)")
+    assert not any(e.direction == "send" and "Command" in e.text for e in ami.transcript)
+
+
+def test_no_answer_in_time_is_shown_as_a_timeout(asterisk):
+    ami = asterisk("e_corestatus_actionid", turns=slice(0, 2), timeout=0.2, delay=0.5)
+    panel = ActionPanel(ami)
+    panel.send()
+    assert panel.status_is_error
+    assert "no response to CoreStatus" in panel.status
+    assert panel.raw_text.startswith("Action: CoreStatus\n")
+
+
+def test_the_send_button_returns_at_once_and_the_answer_arrives_later(asterisk):
+    ami = asterisk("e_corestatus_actionid", turns=slice(0, 2))
+    panel = ActionPanel(ami)
+    button = part(panel, "amilab-action-send")
+    button.click()
+    assert wait_for(lambda: panel.status == "CoreStatus: Success")
+    assert wait_for(lambda: not button.disabled)
+
+
+# -- ConnectionPanel --------------------------------------------------------------------
+
+
+@pytest.fixture
+def replay():
+    """A scripted Asterisk 22 replaying one recorded connection."""
+    servers: list[ScriptedServer] = []
+
+    def start(name: str, connection: int = 0) -> ScriptedServer:
+        servers.append(ScriptedServer(recording(name, connection)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+        assert server.errors == []
+
+
+def test_connection_panel_connects_logs_in_and_logs_off_like_steps_4_5_and_8(replay):
+    server = replay("u_logoff")
+    panel = ConnectionPanel(host=server.host, port=server.port, secret=COURSE_SECRET)
+    assert panel.client is None
+    client = panel.connect()
+    assert panel.client is client and client.server_kind == "asterisk"
+    assert panel.status == (f"Connected: Asterisk at {client.address}, banner "
+                            "'Asterisk Call Manager/11.0.0'. Not logged in yet.")
+    assert panel.login() is client and panel.logged_in
+    assert panel.status == f"Logged in as admin: Asterisk at {client.address}."
+    panel.logoff()
+    assert panel.status == "Logged off: Response: Goodbye, Message: Thanks for all the fish."
+    assert panel.client is None and client.closed
+    panel.close()
+
+
+def test_a_wrong_secret_is_reported_and_never_shown(replay):
+    server = replay("b_login_wrong_secret")
+    typed = "not-the-Secret-42"
+    panel = ConnectionPanel(host=server.host, port=server.port, secret=typed)
+    assert panel.login() is None
+    assert panel.status_is_error
+    assert "login as 'admin'" in panel.status and "Authentication failed" in panel.status
+    assert panel.client is None
+    assert_secret_only_in_password_field(panel, typed)
+    panel.close()
+
+
+def test_the_secret_lives_only_in_the_password_field(replay, caplog):
+    server = replay("a_banner_login_fullybooted")
+    panel = ConnectionPanel(host=server.host, port=server.port, secret=COURSE_SECRET)
+    with caplog.at_level("DEBUG"):
+        client = panel.login()
+    assert panel.logged_in
+    assert_secret_only_in_password_field(panel, COURSE_SECRET)
+    assert COURSE_SECRET not in caplog.text
+    # other panels on the same client do not show it either, even the raw view
+    actions = ActionPanel(client)
+    assert_secret_only_in_password_field(actions, COURSE_SECRET)
+    assert part(panel, "amilab-connection-secret").value == COURSE_SECRET
+    panel.close()
+
+
+def assert_secret_only_in_password_field(panel, secret: str) -> None:
+    for widget in walk(panel.widget):
+        state = widget.get_state()
+        if isinstance(widget, widgets.Password):
+            state.pop("value")
+        assert secret not in repr(state), f"{type(widget).__name__} holds the secret"
+    assert secret not in panel.status
+
+
+def test_a_server_that_is_not_ami_is_an_error_not_a_reason_to_fall_back():
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def greet_like_a_web_server() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=greet_like_a_web_server, daemon=True).start()
+    panel = ConnectionPanel(host="127.0.0.1", port=listener.getsockname()[1])
+    try:
+        assert panel.connect() is None
+        assert panel.status_is_error and "is not an AMI server" in panel.status
+        assert panel.simulator is None
+    finally:
+        listener.close()
+        panel.close()
+
+
+def test_connection_panel_has_the_classes_a_browser_test_needs():
+    panel = ConnectionPanel()
+    classes = {c for w in walk(panel.widget) for c in w._dom_classes}
+    assert {"amilab-connection-panel", "amilab-connection-host", "amilab-connection-port",
+            "amilab-connection-username", "amilab-connection-secret", "amilab-connection-connect",
+            "amilab-connection-login", "amilab-connection-logoff", "amilab-status"} <= classes
+    assert isinstance(part(panel, "amilab-connection-secret"), widgets.Password)
+    panel.close()
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    """Poll ``condition`` (a worker thread is finishing); True once it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def part(panel, css_class: str) -> widgets.Widget:

@@ -11,6 +11,8 @@ Each panel has ``frame()`` (the table it shows) and ``status`` (its status
 line), so notebooks and tests can check it without a browser.
 """
 
+from amilab.panels.actions import ActionPanel
+from amilab.panels.connection import ConnectionPanel
 from amilab.panels.events import EventStreamPanel
 
-__all__ = ["EventStreamPanel"]
+__all__ = ["ActionPanel", "ConnectionPanel", "EventStreamPanel"]
