@@ -486,11 +486,6 @@ class _Dial:
     status: str = ""
     timers: list[Timer] = field(default_factory=list)
 
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
 
 @dataclass(eq=False)
 class _Originate:
@@ -814,6 +809,12 @@ class PBX:
         box.append(timer)
         self._timers.add(timer)
         return timer
+
+    def _cancel_timers(self, timers: list[Timer]) -> None:
+        for timer in timers:
+            timer.cancel()
+            self._timers.discard(timer)
+        timers.clear()
 
     def _run_step(self, box: list[Timer], fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         with self.lock:
@@ -1155,7 +1156,6 @@ class PBX:
             chan._echo = True
             return True
         if name == "hangup":
-            self._chan_event("SoftHangupRequest", chan, ("Cause", "16"))
             self._pbx_hangup(chan, chan._hangupcause or 16)
             return True
         if name == "dial":
@@ -1192,9 +1192,11 @@ class PBX:
     # -- ending channels ------------------------------------------------------------------------
 
     def hangup(self, channel: Channel, cause: int = 16) -> None:
-        """The AMI Hangup action: no SoftHangupRequest for the channel itself
-        (manager.c uses the non-publishing soft hangup). ``cause`` 0 leaves the
-        cause unset, as a Hangup without ``Cause:`` does (Hangup shows 0 Unknown)."""
+        """The AMI Hangup action. The action itself publishes no SoftHangupRequest
+        (manager.c uses the non-publishing soft hangup); a channel running the
+        dialplan still shows one as its PBX loop ends (p_hangup). ``cause`` 0
+        leaves the cause unset, as a Hangup without ``Cause:`` does (Hangup
+        shows 0 Unknown); a Local partner follows with the same cause."""
         with self.lock:
             if channel._alive:
                 self._hangup_from(channel, cause, None)
@@ -1222,25 +1224,29 @@ class PBX:
             self._qos(chan)
             qos = False
             self._chan_event("HangupRequest", chan, *request)
-            if chan._runs_pbx:
-                self._chan_event("SoftHangupRequest", chan, ("Cause", "16"))
         self._end(chan, cause, tech_cause, qos=qos)
 
-    def _end(self, chan: Channel, cause: int, tech_cause: int = 0, *, qos: bool = True) -> None:
+    def _end(
+        self, chan: Channel, cause: int, tech_cause: int = 0, *, qos: bool = True, announce: bool = True
+    ) -> None:
         """Hang a channel up once it has been asked to: a Dial it is running is
-        cancelled, its Local partner is asked to hang up (HangupRequest), then
+        cancelled; a channel running the dialplan shows SoftHangupRequest Cause 16
+        as its PBX loop ends (every recording: demo2/3, o, p, g; even for an AMI
+        Hangup, p); its Local partner is asked to hang up (HangupRequest); then
         QoS VarSets, Hangup, the partner's own end, device states (o/p/g order)."""
         if not chan._alive:
             return
         dial = chan._dial
         if dial is not None and dial.a is chan and dial.answered_at is None and dial.b is not None and dial.b._alive:
             # The caller goes away while the callee still rings: Dial is cancelled.
-            dial.cancel_timers()
+            self._cancel_timers(dial.timers)
             b = dial.b
             self._dial_end_event(dial, "CANCEL")
             self._destroy(b, 16)
             self._device_changed(b.endpoint)
             self._dial_finish_vars(dial, "CANCEL")
+        if announce and chan._runs_pbx:
+            self._chan_event("SoftHangupRequest", chan, ("Cause", "16"))
         partner = chan._partner
         if partner is not None and partner._alive:
             self._chan_event("HangupRequest", partner, ("Cause", str(cause)))
@@ -1254,8 +1260,6 @@ class PBX:
         states, then the Originate learns the channel is gone."""
         partner = chan._partner
         if partner is not None and partner._alive:
-            if partner._runs_pbx:
-                self._chan_event("SoftHangupRequest", partner, ("Cause", "16"))
             self._hangup_from(partner, cause, None)
         if chan.endpoint:
             self._device_changed(chan.endpoint)
@@ -1335,9 +1339,7 @@ class PBX:
             return
         dial.ringing_at = self.clock.monotonic()
         self._set_state(b, 5)
-        elapsed = dial.ringing_at - dial.started
-        self._setvar(a, "RINGTIME", str(int(elapsed)))
-        self._setvar(a, "RINGTIME_MS", str(int(elapsed * 1000)))
+        self._set_duration(a, "RINGTIME", dial.ringing_at - dial.started)
         if self._listeners:
             self._emit(
                 "DialState",
@@ -1358,7 +1360,7 @@ class PBX:
         a, b = dial.a, dial.b
         if b is None or not b._alive or not a._alive or dial.answered_at is not None:
             return
-        dial.cancel_timers()
+        self._cancel_timers(dial.timers)
         dial.answered_at = self.clock.monotonic()
         self._set_state(b, 6)
         self._setvar(a, "DIALSTATUS", "ANSWER")
@@ -1419,7 +1421,7 @@ class PBX:
         assert b is not None and dial.bridge is not None
         other = a if chan is b else b
         bridge = dial.bridge
-        dial.cancel_timers()
+        self._cancel_timers(dial.timers)
         self._qos(chan, bridged_to=other)
         if request is not None:
             self._chan_event("HangupRequest", chan, *request)
@@ -1435,9 +1437,10 @@ class PBX:
             self._bridge_leave(bridge, a)
             self._emit("BridgeDestroy", _CALL, bridge.body())
             self._dial_finish_vars(dial, "ANSWER")
-            self._chan_event("SoftHangupRequest", a, ("Cause", "16"))
+            if a._runs_pbx:
+                self._chan_event("SoftHangupRequest", a, ("Cause", "16"))
             self._device_changed(b.endpoint)
-            self._end(a, cause)
+            self._end(a, cause, announce=False)
         else:
             self._dial_finish_vars(dial, "ANSWER")
             self._bridge_leave(bridge, b)
@@ -1453,6 +1456,12 @@ class PBX:
         self._emit("BridgeLeave", _CALL, bridge.body() + chan.snapshot_body())
 
 
+    def _set_duration(self, chan: Channel, name: str, seconds: float) -> None:
+        """app_dial's NAME (whole seconds) and NAME_MS variables."""
+        ms = int(round(seconds * 1000))
+        self._setvar(chan, name, str(ms // 1000))
+        self._setvar(chan, name + "_MS", str(ms))
+
     def _dial_finish_vars(self, dial: _Dial, status: str) -> None:
         """The variables Dial sets on the caller when it returns (demo2's order)."""
         a = dial.a
@@ -1460,12 +1469,8 @@ class PBX:
             return
         now = self.clock.monotonic()
         if dial.answered_at is not None:
-            talked = now - dial.answered_at
-            self._setvar(a, "ANSWEREDTIME", str(int(talked)))
-            self._setvar(a, "ANSWEREDTIME_MS", str(int(talked * 1000)))
-        dialed = now - dial.started
-        self._setvar(a, "DIALEDTIME", str(int(dialed)))
-        self._setvar(a, "DIALEDTIME_MS", str(int(dialed * 1000)))
+            self._set_duration(a, "ANSWEREDTIME", now - dial.answered_at)
+        self._set_duration(a, "DIALEDTIME", now - dial.started)
         self._setvar(a, "DIALSTATUS", status)
         dial.status = status
         if a._call is not None:
@@ -1481,7 +1486,7 @@ class PBX:
 
     def _dial_fail(self, dial: _Dial, status: str, cause: int, tech_cause: int) -> None:
         a, b = dial.a, dial.b
-        dial.cancel_timers()
+        self._cancel_timers(dial.timers)
         if b is not None and b._alive:
             self._dial_end_event(dial, status)
             self._destroy(b, cause, tech_cause)
@@ -1829,7 +1834,7 @@ class PBX:
             return
         record.finished = True
         if record.timer is not None:
-            record.timer.cancel()
+            self._cancel_timers([record.timer])
         self._emit("DialEnd", _CALL, one.snapshot_body("Dest") + (("DialStatus", "ANSWER"),))
         if one.endpoint:
             self._device_changed(one.endpoint)
@@ -1888,7 +1893,7 @@ class PBX:
             return
         record.finished = True
         if record.timer is not None:
-            record.timer.cancel()
+            self._cancel_timers([record.timer])
         if record.on_done is not None:
             record.on_done(1, None)
 
@@ -1906,7 +1911,7 @@ class PBX:
             if dial is not None:
                 other = dial.b if channel is dial.a else dial.a
                 bridge = dial.bridge
-                dial.cancel_timers()
+                self._cancel_timers(dial.timers)
                 channel._dial = None
                 if bridge is not None and channel in bridge.channels:
                     bridge.channels.remove(channel)
@@ -1920,7 +1925,6 @@ class PBX:
                     if other is dial.b and dial.answered_at is None:
                         self._dial_end_event(dial, "CANCEL")
                     other._dial = None
-                    self._chan_event("SoftHangupRequest", other, ("Cause", "16"))
                     self._end(other, 16)
                 if bridge is not None:
                     self._emit("BridgeDestroy", _CALL, bridge.body())
