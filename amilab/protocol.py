@@ -14,7 +14,6 @@ from real recordings (see ``tests/data``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal, Union
 
@@ -34,10 +33,13 @@ DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024
 SECRET_HEADERS = frozenset({"secret", "key"})
 MASK = "********"
 
-_END_OF_MESSAGE = re.compile(rb"\n\r?\n")
 _KINDS = frozenset({"event", "response", "action"})
+#: How Asterisk spells the kind headers; they come first in every message it writes.
+_KIND_HEADER_NAMES = frozenset({"Event", "Response", "Action"})
 _END_COMMAND = b"--END COMMAND--"
 _FOLLOWS_LINE = b"Response: Follows"
+#: Bound on the line memo below (about 2 MiB when full).
+_MEMO_SIZE = 8192
 
 HeaderValue = Union[str, int, bool, Iterable[Union[str, int, bool]]]
 
@@ -53,21 +55,38 @@ def _line_to_header(line: str) -> tuple[str, str]:
     return (name, value[1:] if value[:1] == " " else value)
 
 
-def _split_lines(text: str) -> list[str]:
-    """The non-empty lines of a message, whatever mix of CRLF and LF ended them."""
-    if text.endswith("\r\n\r\n") and text.count("\n") == text.count("\r\n"):
-        return text[:-4].split("\r\n")
-    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
-    return [line for line in lines if line]
+class _NotPlainLine(Exception):
+    """A line the CRLF fast path must leave to the general loop."""
 
 
-def _parse_headers(text: str) -> list[tuple[str, str]]:
-    parts = [line.partition(": ") for line in _split_lines(text)]
-    # Fast path for the usual "Name: value"; anything odd goes through the full rule.
-    return [
-        (name, value) if sep and ":" not in name else _line_to_header(name + sep + value)
-        for name, sep, value in parts
-    ]
+class _HeaderMemo(dict):  # type: ignore[type-arg]
+    """Received line (bytes, terminator removed) -> ``(name, value)``.
+
+    Asterisk repeats the same lines all the time (``Privilege: call,all``, a
+    channel's whole snapshot in each of its events), so looking a line up costs
+    far less than decoding and splitting it again. A pure function's cache:
+    cleared when full, safe to share between parsers and threads.
+
+    An empty line, a line holding an LF and the legacy ``Response: Follows``
+    line are never stored, so looking one up always lands here and raises
+    :class:`_NotPlainLine`: that is how the CRLF fast path notices, at no cost,
+    the rare bytes it must leave to the general loop.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, line: bytes) -> tuple[str, str]:
+        if not line or b"\n" in line or line == _FOLLOWS_LINE:
+            raise _NotPlainLine
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        # Decoding one line at a time gives the same text as decoding the whole
+        # message: an LF byte is never part of a UTF-8 sequence, valid or not.
+        header = self[line] = _line_to_header(line.decode("utf-8", "replace"))
+        return header
+
+
+_header_of_line = _HeaderMemo().__getitem__
 
 
 def _parse_follows(text: str) -> list[tuple[str, str]]:
@@ -101,12 +120,9 @@ class Message:
     ``Variable:`` or ``ChanVariable:`` lines all survive). Lookups by name are
     case-insensitive and return the first value, as Asterisk's own lookups do.
     ``raw`` is the message exactly as received, terminator included.
-
-    Messages from the parser decode their headers on first use, so framing a
-    stream costs little when only some messages are looked at.
     """
 
-    __slots__ = ("_raw", "_headers", "_follows", "_index", "defect")
+    __slots__ = ("_raw", "_headers", "_index", "defect")
 
     def __init__(
         self,
@@ -115,33 +131,17 @@ class Message:
         *,
         defect: str | None = None,
     ) -> None:
-        self._headers: list[tuple[str, str]] | None = list(headers)
+        self._headers = list(headers)
         self._raw = raw
-        self._follows = False
         self._index: dict[str, str] | None = None
         #: Why a received request cannot be run (server side only), e.g.
         #: ``"line too long"``; None for a well-formed message.
         self.defect = defect
 
-    @classmethod
-    def _from_wire(cls, raw: bytes, follows: bool = False) -> Message:
-        msg = cls.__new__(cls)
-        msg._raw = raw
-        msg._headers = None
-        msg._follows = follows
-        msg._index = None
-        msg.defect = None
-        return msg
-
     @property
     def headers(self) -> list[tuple[str, str]]:
         """``(name, value)`` pairs in wire order, duplicates kept."""
-        headers = self._headers
-        if headers is None:
-            text = self._raw.decode("utf-8", "replace")  # type: ignore[union-attr]
-            headers = _parse_follows(text) if self._follows else _parse_headers(text)
-            self._headers = headers
-        return headers
+        return self._headers
 
     @property
     def raw(self) -> bytes:
@@ -184,7 +184,11 @@ class Message:
         return len(self.headers)
 
     def _kind_header(self) -> tuple[str, str] | None:
-        for name, value in self.headers:
+        headers = self._headers
+        # The usual case, Asterisk's own spelling first: no need to lowercase names.
+        if headers and headers[0][0] in _KIND_HEADER_NAMES:
+            return headers[0][0].lower(), headers[0][1]
+        for name, value in headers:
             lowered = name.lower()
             if lowered in _KINDS:
                 return lowered, value
@@ -200,6 +204,9 @@ class Message:
     @property
     def name(self) -> str | None:
         """The Event name, the Response value or the Action name."""
+        headers = self._headers
+        if headers and headers[0][0] in _KIND_HEADER_NAMES:  # as in _kind_header
+            return headers[0][1]
         found = self._kind_header()
         return None if found is None else found[1]
 
@@ -247,6 +254,20 @@ class Message:
         ) + "\r\n"
 
 
+def _received(raw: bytes, headers: list[tuple[str, str]]) -> Message:
+    """A message the parser framed: ``raw`` as received, its headers decoded.
+    (Skips ``Message.__init__``, which copies the headers: a hot path.)"""
+    msg = _new_object(Message)
+    msg._raw = raw
+    msg._headers = headers
+    msg._index = None
+    msg.defect = None
+    return msg
+
+
+_new_object = object.__new__
+
+
 class Parser:
     """Turns a byte stream into :class:`Message` objects.
 
@@ -257,15 +278,16 @@ class Parser:
     ``role="client"`` reads what a server writes: the banner line first
     (exposed as ``banner`` and ``version``), stray blank lines between messages
     ignored (Asterisk sends ``No Contacts found\\n`` followed by two CRLFs),
-    legacy ``Response: Follows`` output as one message. A message above
-    ``max_message_size`` raises :class:`ProtocolError` and the parser stays
-    failed.
+    legacy ``Response: Follows`` output as one message.
 
     ``role="server"`` reads what a client writes, with Asterisk's own limits:
     every blank line ends a request, even an empty one; a line of 1024 bytes or
     more is discarded and more than 128 lines are dropped, and the request is
     marked with ``Message.defect`` instead of being run. Values lose their
     leading whitespace, as Asterisk's header lookup skips it.
+
+    In both roles a message above ``max_message_size`` bytes (complete or not)
+    raises :class:`ProtocolError`, and the parser stays failed.
     """
 
     def __init__(
@@ -283,12 +305,16 @@ class Parser:
         #: The AMI version from the banner (e.g. ``"11.0.0"``).
         self.version: str | None = None
         self._buf = bytearray()
-        self._scan = 0  # offset in _buf known to hold no end of the pending message
         self._expect_banner = role == "client"
         self._failed: str | None = None
+        # client role: how far the pending message (at the start of _buf) has
+        # been read, so that no byte is searched twice
+        self._stage = _FIRST_LINE
+        self._scan = 0  # bytes of the pending message searched in this stage
         # server role: the request being read
         self._lines: list[bytes] = []
         self._raw_parts: list[bytes] = []
+        self._raw_size = 0
         self._defect: str | None = None
         self._discarding = False
 
@@ -302,11 +328,12 @@ class Parser:
 
     def pending_bytes(self) -> int:
         """Bytes received that do not yet form a whole message."""
-        return len(self._buf) + sum(map(len, self._raw_parts))
+        return len(self._buf) + self._raw_size
 
     def _fail(self, reason: str) -> ProtocolError:
         self._failed = reason
         self._buf.clear()
+        self._lines, self._raw_parts, self._raw_size = [], [], 0
         return ProtocolError(reason)
 
     # -- reading what a server writes -------------------------------------------
@@ -315,19 +342,22 @@ class Parser:
         buf = self._buf
         buf += data
         out: list[Message] = []
-        n = len(buf)
         pos = 0
-        scanned = n
         if self._expect_banner:
-            nl = buf.find(b"\n")
+            nl = buf.find(b"\n", self._scan)
             if nl < 0:
-                return self._wait(out, pos)
+                self._scan = len(buf)
+                return self._wait(out, 0)
             self._expect_banner = False
+            self._scan = 0
             line = bytes(buf[:nl]).rstrip(b"\r").decode("utf-8", "replace")
             if line.startswith(BANNER_PREFIX):
                 self.banner = line
                 self.version = line[len(BANNER_PREFIX):]
                 pos = nl + 1
+        if self._stage in (_FIRST_LINE, _HEADERS):
+            pos = self._take_crlf_messages(pos, out)
+        n = len(buf)
         while pos < n:
             byte = buf[pos]
             if byte == 10:  # a stray blank line (LF)
@@ -339,41 +369,88 @@ class Parser:
                 if buf[pos + 1] == 10:
                     pos += 2
                     continue
-            first_nl = buf.find(b"\n", pos)
-            if first_nl < 0:
+            end = self._find_message_end(pos)
+            if end < 0:
                 break
-            follows = buf.startswith(_FOLLOWS_LINE, pos) and (
-                first_nl - pos == len(_FOLLOWS_LINE)
-                or (first_nl - pos == len(_FOLLOWS_LINE) + 1 and buf[first_nl - 1] == 13)
-            )
-            if follows:
-                marker = buf.find(_END_COMMAND, max(pos, self._scan - len(_END_COMMAND)))
-                if marker < 0:
-                    break
-                end_nl = buf.find(b"\n", marker + len(_END_COMMAND))
-                if end_nl < 0:
-                    scanned = marker + len(_END_COMMAND)
-                    break
-                end = end_nl + 1
-            else:
-                found = _END_OF_MESSAGE.search(buf, max(first_nl, self._scan - 2))
-                if found is None:
-                    break
-                end = found.end()
             if end - pos > self.max_message_size:
                 raise self._fail(f"message of {end - pos} bytes exceeds {self.max_message_size}")
-            out.append(Message._from_wire(bytes(buf[pos:end]), follows))
+            raw = bytes(buf[pos:end])
+            if self._stage == _FOLLOWS_END:
+                headers = _parse_follows(raw.decode("utf-8", "replace"))
+            else:
+                headers = _headers_of_message(raw)
+            out.append(_received(raw, headers))
             pos = end
-            self._scan = 0
-        return self._wait(out, pos, scanned)
+            self._stage, self._scan = _FIRST_LINE, 0
+        return self._wait(out, pos)
 
-    def _wait(self, out: list[Message], pos: int, scanned: int | None = None) -> list[Message]:
-        """Drop consumed bytes and remember how far the pending message was scanned."""
+    def _take_crlf_messages(self, pos: int, out: list[Message]) -> int:
+        """Fast path for what Asterisk writes nearly always: plain CRLF lines.
+
+        Frames every complete message from ``pos`` on at once, splitting at the
+        blank lines (``\\r\\n\\r\\n``). That is the general loop's rule as long
+        as no line is empty (a stray blank line), holds a bare LF or starts
+        legacy Command output, all of which the header lookup reports. Returns
+        where framing stopped: ``pos`` if the general loop must do it all.
+        """
         buf = self._buf
-        scanned = len(buf) if scanned is None else scanned
+        last = buf.rfind(b"\r\n\r\n", pos + max(self._scan - 3, 0))
+        if last < 0 or last + 4 - pos > self.max_message_size:
+            return pos  # nothing complete, or the general loop reports the size
+        try:
+            messages = [
+                _received(body + b"\r\n\r\n", [*map(_header_of_line, body.split(b"\r\n"))])
+                for body in bytes(buf[pos:last]).split(b"\r\n\r\n")
+            ]
+        except _NotPlainLine:
+            return pos
+        out += messages
+        self._stage, self._scan = _FIRST_LINE, 0
+        return last + 4
+
+    def _find_message_end(self, pos: int) -> int:
+        """Where the message starting at ``pos`` ends, or -1 if it is not complete
+        yet. Resumes each stage's search where the previous ``feed()`` stopped."""
+        buf = self._buf
+        start = pos + self._scan
+        if self._stage == _FIRST_LINE:  # is it legacy Command output?
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                self._scan = len(buf) - pos
+                return -1
+            length = nl - pos  # the first line is exactly "Response: Follows"?
+            follows = buf.startswith(_FOLLOWS_LINE, pos) and (
+                length == len(_FOLLOWS_LINE)
+                or (length == len(_FOLLOWS_LINE) + 1 and buf[nl - 1] == 13)
+            )
+            self._stage, start = (_FOLLOWS if follows else _HEADERS), nl
+        if self._stage == _HEADERS:  # ends at the first blank line: \n\r\n or \n\n
+            search_from = max(start - 2, pos)
+            crlf = buf.find(b"\n\r\n", search_from)
+            lf = buf.find(b"\n\n", search_from, len(buf) if crlf < 0 else crlf + 1)
+            if lf >= 0:
+                return lf + 2
+            if crlf >= 0:
+                return crlf + 3
+            self._scan = len(buf) - pos
+            return -1
+        if self._stage == _FOLLOWS:  # ends with the line holding --END COMMAND--
+            marker = buf.find(_END_COMMAND, max(start - len(_END_COMMAND) + 1, pos))
+            if marker < 0:
+                self._scan = len(buf) - pos
+                return -1
+            self._stage, start = _FOLLOWS_END, marker + len(_END_COMMAND)
+        nl = buf.find(b"\n", start)
+        if nl < 0:
+            self._scan = len(buf) - pos
+            return -1
+        return nl + 1
+
+    def _wait(self, out: list[Message], pos: int) -> list[Message]:
+        """Drop consumed bytes and check the size of what is left."""
+        buf = self._buf
         if pos:
             del buf[:pos]
-        self._scan = scanned - pos
         if len(buf) > self.max_message_size:
             raise self._fail(
                 f"incomplete message of {len(buf)} bytes exceeds {self.max_message_size}"
@@ -391,13 +468,13 @@ class Parser:
             if nl < 0:
                 if len(buf) >= MAX_REQUEST_LINE:
                     self._note_defect("line too long")
-                    self._raw_parts.append(bytes(buf))
+                    self._keep_raw(bytes(buf))
                     buf.clear()
                     self._discarding = True
                 return out
             line = bytes(buf[: nl + 1])
             del buf[: nl + 1]
-            self._raw_parts.append(line)
+            self._keep_raw(line)
             if self._discarding:  # the tail of an over-long line
                 self._discarding = False
                 continue
@@ -413,6 +490,15 @@ class Parser:
                 continue
             out.append(self._request())
 
+    def _keep_raw(self, part: bytes) -> None:
+        self._raw_parts.append(part)
+        self._raw_size += len(part)
+        if self._raw_size > self.max_message_size:
+            raise self._fail(
+                f"request of {self._raw_size} bytes without a blank line exceeds "
+                f"{self.max_message_size}"
+            )
+
     def _note_defect(self, defect: str) -> None:
         if self._defect is None:
             self._defect = defect
@@ -423,8 +509,26 @@ class Parser:
             name, sep, value = line.decode("utf-8", "replace").partition(":")
             headers.append((name, value.lstrip(_ASTERISK_BLANKS)) if sep else ("", name))
         msg = Message(headers, b"".join(self._raw_parts), defect=self._defect)
-        self._lines, self._raw_parts, self._defect = [], [], None
+        self._lines, self._raw_parts, self._raw_size, self._defect = [], [], 0, None
         return msg
+
+
+#: Client-role stages of the pending message (see Parser._find_message_end).
+_FIRST_LINE, _HEADERS, _FOLLOWS, _FOLLOWS_END = range(4)
+
+
+def _headers_of_message(raw: bytes) -> list[tuple[str, str]]:
+    """The headers of one framed message, whatever mix of CRLF and LF ends its lines."""
+    lines = raw.split(b"\n")
+    del lines[-2:]  # the blank line that ends the message
+    return [_header_of_any_line(line[:-1] if line[-1:] == b"\r" else line) for line in lines]
+
+
+def _header_of_any_line(line: bytes) -> tuple[str, str]:
+    try:
+        return _header_of_line(line)
+    except _NotPlainLine:  # "Response: Follows" after the first line of a message
+        return _line_to_header(line.decode("utf-8", "replace"))
 
 
 #: ast_skip_blanks() skips every byte below 0x21 (include/asterisk/strings.h).
