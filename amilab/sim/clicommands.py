@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from amilab.sim.pbx import CHANNEL_STATES, DEVICE_STATES
+
 if TYPE_CHECKING:
     from amilab.sim.actions import ManagerView
     from amilab.sim.pbx import PBX, Contact
@@ -91,7 +93,6 @@ def reload_module(pbx: PBX, manager: ManagerView, name: str | None) -> int:
         error = manager.reload()
         if error:
             log.warning("reload: manager.conf was not reloaded: %s", error)
-        pbx.reload_dialplan()
         pbx.emit_reload("All", RELOAD_SUCCESS)
         return RELOAD_SUCCESS
     key = name.lower().removesuffix(".so")
@@ -104,8 +105,6 @@ def reload_module(pbx: PBX, manager: ManagerView, name: str | None) -> int:
                 status = RELOAD_ERROR
     elif key in MODULES:
         status = RELOAD_SUCCESS if MODULES[key] else RELOAD_NOT_IMPLEMENTED
-        if key == "pbx_config":
-            pbx.reload_dialplan()
     else:
         status = RELOAD_NOT_FOUND
     pbx.emit_reload(name, status)
@@ -228,8 +227,6 @@ def _core_show_channels(invocation: _Invocation) -> CliResult:
 
 
 def _state_text(state: int) -> str:
-    from amilab.sim.pbx import CHANNEL_STATES
-
     return CHANNEL_STATES.get(state, f"Unknown ({state})")
 
 
@@ -392,8 +389,6 @@ def _contact_row(indent: str, contact: Contact) -> str:
 def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
     if invocation.args:
         return _usage(invocation, "pjsip show endpoints")
-    from amilab.sim.pbx import DEVICE_STATES
-
     pbx = invocation.pbx
     with pbx.lock:
         endpoints = pbx.endpoints()
