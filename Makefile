@@ -21,8 +21,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+# As root (a container, a CI box) JupyterLab refuses to start unless told it may.
 lab: $(VENV)/.installed-lab
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/00-start-here.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
