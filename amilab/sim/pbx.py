@@ -491,7 +491,7 @@ class _Dial:
 class _Originate:
     """An Originate in progress: ``one`` is the originated channel (``;1`` for Local)."""
 
-    one: Channel
+    one: Channel | None
     context: str | None
     exten: str | None
     priority: int
@@ -640,6 +640,12 @@ class PBX:
                 self._listeners = tuple(x for x in self._listeners if x is not listener)
 
         return unsubscribe
+
+    def publish(self, event: PbxEvent) -> None:
+        """Send an event raised outside the PBX (the actions' OriginateResponse) to
+        every listener, in order with the PBX's own events."""
+        with self.lock:
+            self._emit(event.name, event.privilege, event.body)
 
     def uptime_seconds(self) -> int:
         return int(self.clock.wall() - self.started_at)
@@ -1694,37 +1700,56 @@ class PBX:
             if not ctx_steps or not any(p == priority for p, _, _ in ctx_steps):
                 raise ValueError("Extension does not exist.")
         name, num = _parse_caller_id(caller_id)
+        record = _Originate(
+            one=None,
+            context=context,
+            exten=exten,
+            priority=priority,
+            application=application,
+            data=data,
+            on_done=on_done,
+        )
         with self.lock:
             self._check_open()
-            tech, _, resource = channel.partition("/")
-            record = _Originate(
-                one=None,  # type: ignore[arg-type]
-                context=context,
-                exten=exten,
-                priority=priority,
-                application=application,
-                data=data,
-                on_done=on_done,
+            # Like Asterisk's originate thread, the work starts after the action returns.
+            self._later(
+                0.0, self._originate_start, record, channel, name, num, dict(variables or {}), account,
+                channel_id, timeout_ms,
             )
-            if tech.lower() == "local":
-                lexten, _, lcontext = resource.partition("@")
-                lcontext = lcontext or "default"
-                if lexten not in self.dialplan.get(lcontext, {}):
-                    self._later(0.0, self._originate_failed, record, 0)
-                    return
-                self._originate_local(record, lexten, lcontext, name, num, variables or {}, account, channel_id)
-            elif tech.upper() == "PJSIP" and resource in self._endpoints and self._endpoints[resource].contacts:
-                self._originate_pjsip(record, self._endpoints[resource], name, num, variables or {}, account, channel_id)
-            else:
-                self._later(0.0, self._originate_failed, record, 0)
+
+    def _originate_start(
+        self,
+        record: _Originate,
+        channel: str,
+        cid_name: str,
+        cid_num: str,
+        variables: dict[str, str],
+        account: str,
+        channel_id: str | None,
+        timeout_ms: int,
+    ) -> None:
+        tech, _, resource = channel.partition("/")
+        if timeout_ms > 0:
+            record.timer = self._later(timeout_ms / 1000, self._originate_timeout, record)
+        if tech.lower() == "local":
+            lexten, _, lcontext = resource.partition("@")
+            lcontext = lcontext or "default"
+            if lexten in self.dialplan.get(lcontext, {}):
+                self._originate_local(record, lexten, lcontext, cid_name, cid_num, variables, account, channel_id)
                 return
-            if timeout_ms > 0:
-                record.timer = self._later(timeout_ms / 1000, self._originate_timeout, record)
+        elif tech.upper() == "PJSIP":
+            ep = self._endpoints.get(resource)
+            if ep is not None and ep.contacts:
+                self._originate_pjsip(record, ep, cid_name, cid_num, variables, account, channel_id)
+                return
+        self._originate_failed(record, 0)
 
     def _originate_failed(self, record: _Originate, reason: int) -> None:
         if record.finished:
             return
         record.finished = True
+        if record.timer is not None:
+            self._cancel_timers([record.timer])
         if record.on_done is not None:
             record.on_done(reason, None)
 
@@ -1807,20 +1832,18 @@ class PBX:
         for var, value in variables.items():
             self._setvar(one, var, value)
         self._emit("DialBegin", _CALL, one.snapshot_body("Dest") + (("DialString", ep.name),))
-        self._later(RING_DELAY, self._originate_ringing, record)
+        self._later(RING_DELAY, self._originate_ringing, record, one)
 
-    def _originate_ringing(self, record: _Originate) -> None:
-        one = record.one
+    def _originate_ringing(self, record: _Originate, one: Channel) -> None:
         if record.finished or not one._alive:
             return
         self._set_state(one, 5)
         self._emit("DialState", _CALL, one.snapshot_body("Dest") + (("DialStatus", "RINGING"),))
         self._device_changed(one.endpoint)
         if self.auto_answer_after is not None:
-            self._later(max(0.0, self.auto_answer_after - RING_DELAY), self._originate_phone_answers, record)
+            self._later(max(0.0, self.auto_answer_after - RING_DELAY), self._originate_phone_answers, record, one)
 
-    def _originate_phone_answers(self, record: _Originate) -> None:
-        one = record.one
+    def _originate_phone_answers(self, record: _Originate, one: Channel) -> None:
         if record.finished or not one._alive:
             return
         self._set_state(one, 6)
@@ -1880,7 +1903,7 @@ class PBX:
             return
         one = record.one
         record.finished = True
-        if one._alive:
+        if one is not None and one._alive:
             self._emit("DialEnd", _CALL, one.snapshot_body("Dest") + (("DialStatus", "NOANSWER"),))
             self._hangup_from(one, 16, None)
         if record.on_done is not None:
