@@ -127,13 +127,27 @@ def normalise(data: bytes) -> bytes:
     return _CLIENT_PORT.sub(b"127.0.0.1:PORT", data)
 
 
+def _wire_messages(received: bytes) -> list[tuple[Message, bytes]]:
+    """Each message Asterisk sent with its exact bytes: from its start to the
+    next message's start, so a stray CRLF after ``No Contacts found\\n`` stays."""
+    messages = Parser(role="client").feed(received)
+    starts, position = [], 0
+    for message in messages:
+        position = received.index(message.raw, position)
+        starts.append(position)
+        position += len(message.raw)
+    ends = [*starts[1:], len(received)]
+    return [(m, received[a:b]) for m, a, b in zip(messages, starts, ends, strict=True)]
+
+
 def recorded(name: str, action_id: str, index: int = 0) -> bytes:
     """What Asterisk answered to the request with ``action_id``: the response and
     its list items (events with that ActionID and no Privilege header)."""
     received = transcripts.connection(name, index).received()
-    messages = Parser(role="client").feed(received)
     return b"".join(
-        m.raw for m in messages if m.get("ActionID") == action_id and m.get("Privilege") is None
+        raw
+        for m, raw in _wire_messages(received)
+        if m.get("ActionID") == action_id and m.get("Privilege") is None
     )
 
 
@@ -142,10 +156,10 @@ def recorded_without_action_id(name: str, action: str) -> bytes:
     pairing requests and responses in order."""
     conn = transcripts.connection(name)
     sent = Parser(role="server").feed(conn.sent())
-    responses = [m for m in Parser(role="client").feed(conn.received()) if m.kind == "response"]
-    for req, resp in zip(sent, responses, strict=False):
+    responses = [raw for m, raw in _wire_messages(conn.received()) if m.kind == "response"]
+    for req, raw in zip(sent, responses, strict=False):
         if req.get("Action") == action and not req.get("ActionID"):
-            return resp.raw
+            return raw
     raise AssertionError(f"no {action} without ActionID in {name}")
 
 
@@ -280,3 +294,181 @@ def test_coreshowchannels_shows_the_bridge_of_a_call(pbx: PBX, clock: ManualCloc
     assert [item["Channel"][:11] for item in items] == ["PJSIP/1002-", "PJSIP/1001-"]
     assert items[0]["BridgeId"] and items[0]["BridgeId"] == items[1]["BridgeId"]
     assert [item["Application"] for item in items] == ["AppDial", "Dial"]
+
+
+# -- h, h2: PJSIP -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "headers", "action_id"),
+    [
+        ("PJSIPShowEndpoints", (), "h1"),
+        ("PJSIPShowEndpoint", (("Endpoint", "1001"),), "h2"),
+        ("PJSIPShowContacts", (), "h3"),
+        ("PJSIPShowAors", (), "h4"),
+        ("PJSIPShowEndpoint", (("Endpoint", "nosuch"),), "h5"),
+    ],
+)
+def test_pjsip_actions_without_registrations_match_recording(
+    pbx: PBX, action: str, headers: tuple[tuple[str, str], ...], action_id: str
+) -> None:
+    answer = run(pbx, action, *headers, ("ActionID", action_id))
+    assert answer.wire == recorded("h_pjsip_show", action_id)
+
+
+def test_no_contacts_error_ends_in_a_bare_lf(pbx: PBX) -> None:
+    assert run(pbx, "PJSIPShowContacts").wire == b"Response: Error\r\nMessage: No Contacts found\n\r\n\r\n"
+
+
+def test_no_endpoints_error_ends_in_a_bare_lf(clock: ManualClock) -> None:
+    empty = PBX(clock, endpoints=())
+    try:
+        assert run(empty, "PJSIPShowEndpoints").wire == b"Response: Error\r\nMessage: No endpoints found\n\r\n\r\n"
+    finally:
+        empty.close()
+
+
+def test_pjsip_lists_with_a_registered_contact_match_recording(pbx: PBX) -> None:
+    pbx.register("1001")
+    contacts = run(pbx, "PJSIPShowContacts", ("ActionID", "h2-1"))
+    endpoints = run(pbx, "PJSIPShowEndpoints", ("ActionID", "h2-2"))
+    assert normalise(contacts.wire) == normalise(recorded("h2_pjsip_with_registered_contact", "h2-1"))
+    assert normalise(endpoints.wire) == normalise(recorded("h2_pjsip_with_registered_contact", "h2-2"))
+    pbx.unregister("1001")
+    after = run(pbx, "PJSIPShowContacts", ("ActionID", "h2-3"))
+    assert after.wire == recorded("h2_pjsip_with_registered_contact", "h2-3")
+
+
+def test_aor_and_endpoint_detail_list_a_registered_contact(pbx: PBX) -> None:
+    pbx.register("1002", qualify=True)
+    (aor,) = [dict(item) for item in run(pbx, "PJSIPShowAors").messages[1:-1] if dict(item)["ObjectName"] == "1002"]
+    assert aor["Contacts"].startswith("1002/sip:1002@127.0.0.1:") and aor["Contacts"].endswith(",")
+    detail = run(pbx, "PJSIPShowEndpoint", ("Endpoint", "PJSIP/1002")).messages
+    assert [dict(m).get("Event") for m in detail[1:]] == [
+        "EndpointDetail", "AuthDetail", "AorDetail", "ContactStatusDetail", "EndpointDetailComplete",
+    ]  # fmt: skip
+    assert dict(detail[-1])["ListItems"] == "4"
+    assert dict(detail[3])["TotalContacts"] == "1"
+    assert dict(detail[1])["DeviceState"] == "Not in use"
+
+
+# -- i: Command and the CLI ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "action_id"),
+    [("core show version", "i1"), ("dialplan show internal", "i2"), ("no such cli command", "i3"), (None, "i4")],
+)
+def test_command_matches_recording(pbx: PBX, line: str | None, action_id: str) -> None:
+    headers = [("Command", line)] if line is not None else []
+    answer = run(pbx, "Command", *headers, ("ActionID", action_id))
+    assert answer.wire == recorded("i_command", action_id)
+
+
+def command_output(pbx: PBX, line: str, manager: FakeManager | None = None) -> tuple[str, list[str]]:
+    answer = run(pbx, "Command", ("Command", line), manager=manager)
+    assert answer.messages is not None
+    (message,) = answer.messages
+    assert message[:2] == [("Response", message[0][1]), ("Message", "Command output follows")]
+    return message[0][1], [value for name, value in message[2:] if name == "Output"]
+
+
+def test_command_refuses_blacklisted_commands(pbx: PBX) -> None:
+    for line in ("module load app_dial.so", "MODULE  Unload chan_pjsip.so", "restart gracefully"):
+        assert run(pbx, "Command", ("Command", line)).first == {"Response": "Error", "Message": "Command blacklisted"}
+    assert command_output(pbx, "module reload app_queue")[0] == "Success"
+
+
+def test_command_runs_manager_cli_commands_on_the_manager_half(pbx: PBX) -> None:
+    assert command_output(pbx, "manager show settings") == ("Success", ["", "Global Settings:", "----------------"])
+    assert command_output(pbx, "manager show user")[0] == "Error"
+
+
+def test_command_unknown_hint_keeps_the_words_that_lead_somewhere(pbx: PBX) -> None:
+    assert command_output(pbx, "core show nonsense here") == (
+        "Error",
+        ["No such command 'core show nonsense here' (type 'core show help core show nonsense here' "
+         "for other possible commands)"],
+    )  # fmt: skip
+    assert command_output(pbx, "core show")[1] == [
+        "No such command 'core show' (type 'core show help core show' for other possible commands)"
+    ]
+
+
+def test_command_with_empty_output_still_sends_one_output_line(pbx: PBX) -> None:
+    answer = run(pbx, "Command", ("Command", "module reload"))
+    assert answer.messages == [
+        [("Response", "Success"), ("Message", "Command output follows"), ("Output", "")]
+    ]
+
+
+def test_core_show_channels_lists_channels_and_counts_calls(pbx: PBX, clock: ManualClock) -> None:
+    assert command_output(pbx, "core show channels") == (
+        "Success",
+        [f"{'Channel':<20} {'Location':<20} {'State':<7} {'Application(Data)':<30}",
+         "0 active channels", "0 active calls", "0 calls processed"],
+    )  # fmt: skip
+    pbx.register("1001")
+    pbx.register("1002")
+    pbx.call("1001", "1002", answer_after=1.0, talk_for=30.0)
+    clock.advance(2.0)
+    _, lines = command_output(pbx, "core show channels")
+    assert lines[1].split()[:4] == [lines[1].split()[0], "@internal:1", "Up", "AppDial((Outgoing"]
+    assert lines[2].split() == [lines[2].split()[0], "1002@internal:1", "Up", "Dial(PJSIP/1002,20)"]
+    assert lines[3:] == ["2 active channels", "1 active call", f"{pbx.processed_calls} call{'s' if pbx.processed_calls != 1 else ''} processed"]
+    assert command_output(pbx, "core show channels count")[1] == lines[3:]
+    assert command_output(pbx, "core show channels sideways")[1][0].startswith("Usage: core show channels")
+
+
+def test_core_show_uptime_spells_out_units(pbx: PBX, clock: ManualClock) -> None:
+    assert command_output(pbx, "core show uptime")[1] == ["System uptime: 0 seconds", "Last reload: 0 seconds"]
+    clock.advance(3 * 86400 + 60 + 1)
+    assert command_output(pbx, "core show uptime")[1][0] == "System uptime: 3 days, 1 minute, 1 second"
+    assert command_output(pbx, "core show uptime seconds")[1][0] == f"System uptime: {3 * 86400 + 61}"
+
+
+def test_dialplan_show_lists_every_context_and_says_when_one_is_missing(pbx: PBX) -> None:
+    status, lines = command_output(pbx, "dialplan show")
+    assert status == "Success"
+    assert lines[0] == "[ Context 'internal' created by 'pbx_config' ]"
+    assert lines[-1] == "-= 5 extensions (15 priorities) in 1 context. =-"
+    assert command_output(pbx, "dialplan show nosuch") == ("Error", ["There is no existence of 'nosuch' context"])
+    _, only = command_output(pbx, "dialplan show 9999@internal")
+    assert only[1].startswith("  '9999' =>         1. NoOp(echo test)")
+    assert only[-1] == "-= 1 extension (4 priorities) in 1 context. =-"
+
+
+def test_dialplan_show_numbers_extra_extensions_after_the_recorded_ones(clock: ManualClock) -> None:
+    pbx = PBX(clock)  # 1001-1003: 1003 is not in the recorded extensions.conf
+    try:
+        _, lines = command_output(pbx, "dialplan show internal")
+    finally:
+        pbx.close()
+    (first,) = [line for line in lines if "'1003' =>" in line]
+    assert first.endswith("[extensions.conf:28]")
+
+
+def test_pjsip_show_endpoints_and_contacts_cli(pbx: PBX) -> None:
+    assert command_output(pbx, "pjsip show contacts")[1] == ["", "No objects found.", ""]
+    pbx.register("1001")
+    _, endpoints = command_output(pbx, "pjsip show endpoints")
+    assert endpoints[1].startswith(" Endpoint:  <Endpoint/CID")
+    body = [line for line in endpoints if line.startswith((" Endpoint:  1", "      Contact:  1"))]
+    assert body[0].split() == ["Endpoint:", "1001", "Not", "in", "use", "0", "of", "inf"]
+    assert body[1].split()[1].startswith("1001/sip:1001@127.0.0.1:") and body[1].split()[3:] == ["NonQual", "nan"]
+    assert endpoints[-2:] == ["Objects found: 2", ""]
+    _, contacts = command_output(pbx, "pjsip show contacts")
+    assert contacts[-2:] == ["Objects found: 1", ""]
+
+
+def test_module_reload_reports_problems_per_module(pbx: PBX) -> None:
+    events = events_of(pbx)
+    assert command_output(pbx, "module reload nosuch app_dial res_pjsip.so") == (
+        "Success",
+        ["No such module 'nosuch'", "The module 'app_dial' does not support reloads"],
+    )
+    assert [(e.name, dict(e.body)) for e in events] == [
+        ("Reload", {"Module": "nosuch", "Status": "2"}),
+        ("Reload", {"Module": "app_dial", "Status": "6"}),
+        ("Reload", {"Module": "res_pjsip.so", "Status": "0"}),
+    ]

@@ -147,11 +147,29 @@ def _find(words: Sequence[str]) -> _Entry | None:
     return max(matches, key=lambda e: len(e.words), default=None)
 
 
+#: Some of Asterisk 22's other CLI commands. The simulator does not run them
+#: (they get the ``No such command`` reply); they only shape the ``core show
+#: help`` hint, which depends on which commands exist.
+_OTHER_COMMANDS = tuple(
+    tuple(words.split())
+    for words in (
+        "core waitfullybooted", "core show help", "core show settings", "core show sysinfo",
+        "core show threads", "core show taskprocessors", "core show hints", "core show channel",
+        "core show calls", "core set verbose", "core stop now", "core restart now",
+        "dialplan reload", "dialplan set global", "module show", "module load", "module unload",
+        "pjsip reload", "pjsip show endpoint", "pjsip show aors", "pjsip show auths",
+        "pjsip show registrations", "pjsip show channels", "queue show", "logger reload",
+        "channel request hangup", "database show", "cdr show status",
+    )
+)  # fmt: skip
+
+
 def _has_candidate(prefix: Sequence[str]) -> bool:
     """find_cli(prefix, -1): is there a command of exactly len(prefix) words
     agreeing with all but (possibly) the last word?"""
-    lowered = [word.lower() for word in prefix]
-    return any(len(e.words) == len(lowered) and e.words[:-1] == tuple(lowered[:-1]) for e in _COMMANDS)
+    lowered = tuple(word.lower() for word in prefix)
+    known = (*(e.words for e in _COMMANDS), *_OTHER_COMMANDS)
+    return any(len(words) == len(lowered) and words[:-1] == lowered[:-1] for words in known)
 
 
 def _best_match(words: Sequence[str]) -> list[str]:
