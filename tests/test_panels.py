@@ -7,6 +7,7 @@ real sockets. Redraw caps are counted against a manual clock, never timed.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from fnmatch import fnmatch
@@ -15,10 +16,13 @@ import ipywidgets as widgets
 import pytest
 
 from amilab import AMIClient
-from amilab.panels import ActionPanel, ConnectionPanel, EventStreamPanel
+from amilab.panels import ActionPanel, ConnectionPanel, EventStreamPanel, PhonePanel
 from amilab.panels.actions import ACTION_FIELDS
 from amilab.panels.redraw import DATA_RATE_BUDGET
 from amilab.protocol import Message
+from amilab.sim.clock import ManualClock as PbxClock
+from amilab.sim.pbx import PBX
+from amilab.sim.server import SimulatedAsterisk
 from tests.scripted_server import ScriptedServer, recording
 
 COURSE_SECRET = "mysecretpassword"  # the course's admin secret (guide Step 2), as recorded
@@ -518,8 +522,6 @@ def assert_secret_only_in_password_field(panel, secret: str) -> None:
 
 
 def test_a_server_that_is_not_ami_is_an_error_not_a_reason_to_fall_back():
-    import socket
-
     listener = socket.create_server(("127.0.0.1", 0))
 
     def greet_like_a_web_server() -> None:
@@ -546,6 +548,172 @@ def test_connection_panel_has_the_classes_a_browser_test_needs():
             "amilab-connection-login", "amilab-connection-logoff", "amilab-status"} <= classes
     assert isinstance(part(panel, "amilab-connection-secret"), widgets.Password)
     panel.close()
+
+
+def test_connection_panel_falls_back_to_the_simulator_when_nothing_answers():
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        free_port = probe.getsockname()[1]  # closed again: nothing listens there
+    panel = ConnectionPanel(host="127.0.0.1", port=free_port, secret="")
+    try:
+        client = panel.login()
+        assert client is not None and client.server_kind == "simulated"
+        assert panel.simulator is client.simulator is not None
+        assert panel.logged_in and not panel.status_is_error
+        assert panel.status == (f"Logged in as admin: simulated Asterisk 22 in this kernel at "
+                                f"{client.address}.")
+        panel.logoff()
+        assert client.simulator._closed  # logging off stops the simulator it started
+    finally:
+        panel.close()
+
+
+def test_the_fallback_is_announced_when_connecting(monkeypatch):
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        free_port = probe.getsockname()[1]
+    panel = ConnectionPanel(host="127.0.0.1", port=free_port)
+    try:
+        client = panel.connect()
+        assert panel.status.startswith(
+            f"Nothing answered at 127.0.0.1:{free_port} (connection refused), so this panel "
+            f"started a simulated Asterisk 22 inside this kernel. Connected: simulated Asterisk "
+            f"22 in this kernel at {client.address}")
+    finally:
+        panel.close()
+
+
+# -- PhonePanel and the event stream, on the simulated Asterisk ------------------------
+
+
+@pytest.fixture
+def lab():
+    """A simulated Asterisk whose PBX runs on a manual clock, a logged-in client,
+    and an event panel on it. Timed steps (ringing, DTMF) wait for ``clock.advance``."""
+    clock = PbxClock()
+    pbx = PBX(clock=clock)
+    server = SimulatedAsterisk(pbx=pbx)
+    client = AMIClient(server.host, server.port, timeout=5).connect()
+    client.login("admin", COURSE_SECRET)
+    events = EventStreamPanel(client, rows=200, interval=0.01)
+    phones = PhonePanel(server, interval=0.01)
+    yield clock, events, phones
+    phones.close()
+    events.close()
+    client.close()
+    server.close()
+    pbx.close()
+
+
+def seen(events: EventStreamPanel, name: str, **fields: str) -> bool:
+    """Has ``events`` recorded an event ``name`` with these header values?"""
+    return any(m.name == name and all(m.get(k) == v for k, v in fields.items())
+               for _, m in events.log.snapshot())
+
+
+def names_in_order(events: EventStreamPanel) -> list[str]:
+    return [m.name for _, m in events.log.snapshot()]
+
+
+def test_registering_1001_shows_demo_1s_events_in_the_event_panel(lab):
+    clock, events, phones = lab
+    part(phones, "amilab-phone-register-1001").click()
+    assert wait_for(lambda: seen(events, "ContactStatus", AOR="1001"))
+    assert seen(events, "PeerStatus", Peer="PJSIP/1001", PeerStatus="Reachable")
+    assert phones.frame().set_index("Phone")["Registered"].to_dict() == {"1001": True,
+                                                                        "1002": False}
+    part(phones, "amilab-phone-unregister-1001").click()
+    assert wait_for(lambda: seen(events, "ContactStatus", AOR="1001", ContactStatus="Removed"))
+    assert not phones.frame()["Registered"].any()
+    events.pause()
+    shown = events.frame()
+    assert shown.iloc[0]["Event"] in ("ContactStatus", "DeviceStateChange", "PeerStatus")
+    assert "ContactStatus: Removed" in " ".join(shown["Details"])
+
+
+def test_a_call_from_1001_to_1002_follows_demo_2_button_by_button(lab):
+    clock, events, phones = lab
+    phones.register("1001")
+    phones.register("1002")
+    part(phones, "amilab-phone-call").click()  # returns at once: 1002 rings on the clock
+    assert phones.frame().set_index("Phone")["ChannelState"]["1002"] == "Down"
+    clock.advance(0.1)  # the table follows the PBX on its own
+    assert wait_for(lambda: phones.frame().set_index("Phone")["ChannelState"]["1002"]
+                    == "Ringing")
+    part(phones, "amilab-phone-answer").click()
+    assert phones.frame()["ChannelState"].tolist() == ["Up", "Up"]
+    part(phones, "amilab-phone-hangup-1002").click()
+    clock.advance(1.0)
+    assert wait_for(lambda: sum(n == "Hangup" for n in names_in_order(events)) == 2)
+    assert wait_for(lambda: phones.frame()["Channel"].tolist() == ["", ""])
+    course_order = ["Newchannel", "DialBegin", "Newstate", "DialEnd", "HangupRequest", "Hangup"]
+    story = [n for n in names_in_order(events) if n in course_order]
+    firsts = [story.index(name) for name in course_order]
+    assert firsts == sorted(firsts)
+    assert seen(events, "DialEnd", DialStatus="ANSWER")
+    assert seen(events, "HangupRequest", CallerIDNum="1002")
+    assert seen(events, "Hangup", **{"Cause": "16", "Cause-txt": "Normal Clearing"})
+
+
+def test_the_echo_test_and_a_dtmf_digit_follow_demo_3(lab):
+    clock, events, phones = lab
+    phones.register("1001")
+    part(phones, "amilab-phone-echo").click()
+    clock.advance(1.0)
+    part(phones, "amilab-phone-digit").value = "7"
+    part(phones, "amilab-phone-dtmf").click()
+    clock.advance(1.0)
+    part(phones, "amilab-phone-hangup-1001").click()
+    clock.advance(1.0)
+    assert wait_for(lambda: seen(events, "Hangup", Exten="9999"))
+    assert seen(events, "Newchannel", Exten="9999", Context="internal")
+    assert seen(events, "Newstate", ChannelStateDesc="Up")
+    assert seen(events, "DTMFBegin", Digit="7", Direction="Received")
+    assert seen(events, "DTMFEnd", Digit="7")
+    events.set_filter(event_class="dtmf")
+    assert set(events.frame()["Event"]) == {"DTMFBegin", "DTMFEnd"}
+
+
+def test_phone_mistakes_are_shown_in_the_panel_not_raised(lab):
+    clock, events, phones = lab
+    part(phones, "amilab-phone-answer").click()
+    assert phones.status_is_error and phones.status.startswith("No call to answer")
+    part(phones, "amilab-phone-dtmf").click()
+    assert phones.status_is_error and "has no answered call" in phones.status
+    phones.echo_test()
+    part(phones, "amilab-phone-call").click()
+    assert phones.status == "A call is in progress: hang it up first."
+    part(phones, "amilab-phone-register-1002").click()
+    assert not phones.status_is_error
+
+
+def test_calling_an_unregistered_phone_explains_chanunavail(lab):
+    clock, events, phones = lab
+    phones.register("1001")
+    phones.call()
+    assert "1002 is not registered" in phones.status
+    assert wait_for(lambda: seen(events, "Hangup", CallerIDNum="1001"))
+    assert seen(events, "VarSet", Variable="DIALSTATUS", Value="CHANUNAVAIL")
+    assert not seen(events, "DialBegin")
+
+
+def test_on_a_real_asterisk_the_phone_panel_says_so_and_disables_its_buttons(replay):
+    server = replay("a_banner_login_fullybooted")
+    conn = ConnectionPanel(host=server.host, port=server.port, secret=COURSE_SECRET)
+    conn.login()
+    phones = PhonePanel(conn)
+    assert f"this client is on a real Asterisk at {conn.client.address}" in phones.status
+    buttons = [w for w in walk(phones.widget) if isinstance(w, widgets.Button)]
+    assert buttons and all(b.disabled for b in buttons)
+    phones.close()
+    conn.close()
+
+
+def test_the_phone_panel_has_the_classes_a_browser_test_needs(lab):
+    _, _, phones = lab
+    classes = {c for w in walk(phones.widget) for c in w._dom_classes}
+    assert {"amilab-phone-panel", "amilab-phone-table", "amilab-phone-call",
+            "amilab-phone-answer", "amilab-phone-echo", "amilab-phone-dtmf",
+            "amilab-phone-register-1001", "amilab-phone-unregister-1002",
+            "amilab-phone-hangup-1001", "amilab-phone-hangup-1002", "amilab-status"} <= classes
 
 
 def wait_for(condition, timeout: float = 5.0) -> bool:

@@ -14,5 +14,6 @@ line), so notebooks and tests can check it without a browser.
 from amilab.panels.actions import ActionPanel
 from amilab.panels.connection import ConnectionPanel
 from amilab.panels.events import EventStreamPanel
+from amilab.panels.phones import PhonePanel
 
-__all__ = ["ActionPanel", "ConnectionPanel", "EventStreamPanel"]
+__all__ = ["ActionPanel", "ConnectionPanel", "EventStreamPanel", "PhonePanel"]

@@ -136,6 +136,16 @@ class EventStreamPanel(Panel):
         return self._remove is not None
 
     @property
+    def rows(self) -> int:
+        """How many rows the table shows at most."""
+        return self._rows
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two redraws, at least."""
+        return self._loop.interval
+
+    @property
     def log(self) -> EventLog:
         """The ring of held events: ``panel.log.to_frame()`` is their full table."""
         return self._log

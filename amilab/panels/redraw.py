@@ -107,10 +107,20 @@ class RedrawLoop:
         return True
 
     def _run(self) -> None:
-        while not self._stopping.wait(self.interval):
+        wait = self.interval
+        while not self._stopping.wait(wait):
             try:
                 self.tick()
             except Exception as err:
                 self.error = err
                 log.exception("%s: redraw failed; live updates stopped", self._name)
                 return
+            wait = self._until_due()
+
+    def _until_due(self) -> float:
+        """Sleep until the next draw may happen, so a change waits at most ``interval``."""
+        with self._lock:
+            if self._last is None:
+                return self.interval
+            left = self._last + self._pause - self._clock()
+        return min(self.interval, left) if left > 0.001 else self.interval
