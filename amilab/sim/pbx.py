@@ -160,33 +160,19 @@ RING_DELAY = 0.05
 #: Answer() on a Local channel waits 500 ms for media before the next priority
 #: (o/p recordings; main/channel.c __ast_answer). A SIP phone sends media at once.
 LOCAL_ANSWER_DELAY = 0.5
-#: The softphones' first QoS report: Asterisk's RTCP interval-based values are
-#: zero in a short loopback call (recordings).
-_QOS_TAILS = (
-    (
-        "RTPAUDIOQOSJITTER",
-        "minrxjitter=000.000000;maxrxjitter=000.000000;avgrxjitter=000.000000;"
-        "stdevrxjitter=000.000000;mintxjitter=000.000000;maxtxjitter=000.000000;"
-        "avgtxjitter=000.000000;stdevtxjitter=000.000000;",
-    ),
-    (
-        "RTPAUDIOQOSLOSS",
-        "  minrxlost=000.000000;  maxrxlost=000.000000;  avgrxlost=000.000000;"
-        "  stdevrxlost=000.000000;  mintxlost=000.000000;  maxtxlost=000.000000;"
-        "  avgtxlost=000.000000;  stdevtxlost=000.000000;",
-    ),
-    (
-        "RTPAUDIOQOSRTT",
-        "     minrtt=000.000000;     maxrtt=000.000000;     avgrtt=000.000000;"
-        "     stdevrtt=000.000000;",
-    ),
-    (
-        "RTPAUDIOQOSMES",
-        "   minrxmes=000.000000;   maxrxmes=000.000000;   avgrxmes=000.000000;"
-        "   stdevrxmes=000.000000;   mintxmes=000.000000;   maxtxmes=000.000000;"
-        "   avgtxmes=000.000000;   stdevtxmes=000.000000;",
-    ),
-)
+_QOS_KINDS = ("min", "max", "avg", "stdev")
+
+
+def _qos_block(pad: str, stats: tuple[str, ...], numbers: tuple[tuple[float, ...], ...]) -> str:
+    """One RTPAUDIOQOS<X> value as res_rtp_asterisk.c writes it (padding and
+    ``%010.6f`` numbers as recorded), e.g. ``minrxjitter=000.000000;…``."""
+    return "".join(
+        f"{pad}{kind}{stat}={value:010.6f};"
+        for stat, values in zip(stats, numbers)
+        for kind, value in zip(_QOS_KINDS, values)
+    )
+
+
 #: Dial()'s variables, cleared in this order when Dial starts (demo2).
 _DIAL_VARS = (
     "DIALSTATUS",
@@ -251,7 +237,12 @@ def lab_dialplan(endpoints: Sequence[str]) -> dict[str, dict[str, list[tuple[int
     for name in sorted(endpoints):
         internal[name] = [(1, "Dial", f"PJSIP/{name},{DIAL_TIMEOUT}"), (2, "Hangup", "")]
     internal["8000"] = [(1, "Answer", ""), (2, "Wait", "30"), (3, "Hangup", "")]
-    internal["9999"] = [(1, "NoOp", "echo test"), (2, "Answer", ""), (3, "Echo", ""), (4, "Hangup", "")]
+    internal["9999"] = [
+        (1, "NoOp", "echo test"),
+        (2, "Answer", ""),
+        (3, "Echo", ""),
+        (4, "Hangup", ""),
+    ]
     return {"internal": dict(sorted(internal.items()))}
 
 
@@ -510,10 +501,13 @@ class Call:
     or when the callee is unreachable); ``linkedid`` is the Linkedid all its
     channels share; ``dial_status`` is Dial's DIALSTATUS once known (ANSWER,
     BUSY, NOANSWER, CANCEL, CHANUNAVAIL; "" before, and for the echo test);
-    ``done`` is True once every channel of the call is gone.
+    ``done`` is True once every channel of the call is gone; ``state`` says
+    where it is.
     """
 
-    def __init__(self, pbx: PBX, caller: str, callee: str, channel: Channel, script: _PhoneScript) -> None:
+    def __init__(
+        self, pbx: PBX, caller: str, callee: str, channel: Channel, script: _PhoneScript
+    ) -> None:
         self._pbx = pbx
         self.script = script
         self.caller = caller
@@ -530,6 +524,21 @@ class Call:
             dial = self._a._dial
             return not self._a._alive and (dial is None or dial.b is None or not dial.b._alive)
 
+    @property
+    def state(self) -> str:
+        """ "dialing", "ringing" (the callee's phone rings), "up" (answered, or the
+        caller is inside an extension such as the echo test) or "done"."""
+        with self._pbx.lock:
+            a = self._a
+            if self.done:
+                return "done"
+            dial = a._dial
+            if dial is not None and dial.b is not None and dial.b._alive:
+                if dial.answered_at is not None:
+                    return "up"
+                return "ringing" if dial.b.state == 5 else "dialing"
+            return "up" if a.state == 6 else "dialing"
+
     def answer(self) -> None:
         """The callee picks up now. Raises RuntimeError unless the callee's phone is ringing."""
         self._pbx._answer_call(self)
@@ -543,7 +552,9 @@ class Call:
 
     def __repr__(self) -> str:
         state = "done" if self.done else "live"
-        return f"<Call {self.caller}->{self.callee} {self.caller_channel} {state} {self.dial_status}>"
+        return (
+            f"<Call {self.caller}->{self.callee} {self.caller_channel} {state} {self.dial_status}>"
+        )
 
 
 # -- the PBX ------------------------------------------------------------------------------------
@@ -787,7 +798,9 @@ class PBX:
             except Exception:
                 log.exception("PBX event listener %r failed", listener)
 
-    def _chan_event(self, name: str, chan: Channel, *extra: tuple[str, str], privilege: int = _CALL) -> None:
+    def _chan_event(
+        self, name: str, chan: Channel, *extra: tuple[str, str], privilege: int = _CALL
+    ) -> None:
         if self._listeners:
             self._emit(name, privilege, chan.snapshot_body() + extra)
 
@@ -805,7 +818,12 @@ class PBX:
         self._emit(
             "VarSet",
             _DIALPLAN,
-            (("Channel", "none"), ("Uniqueid", "none"), ("Variable", name), ("Value", c_escape(value))),
+            (
+                ("Channel", "none"),
+                ("Uniqueid", "none"),
+                ("Variable", name),
+                ("Value", c_escape(value)),
+            ),
         )
 
     def _later(self, delay: float, fn: Callable[..., None], *args: Any) -> Timer:
@@ -922,13 +940,28 @@ class PBX:
         if not chan.endpoint:
             return
         seconds = max(0.0, self.clock.monotonic() - chan.created)
-        packets = int(seconds * 50)
+        packets = int(seconds * 50)  # 20 ms packets
+        rng = self._rng
+        jitter = rng.random() * 0.002  # a quiet LAN: up to 2 ms
         first = (
-            f"ssrc={self._rng.getrandbits(31)};themssrc={self._rng.getrandbits(31)};lp=0;"
-            f"rxjitter=0.000000;rxcount={packets};txjitter=0.000000;txcount={packets};"
+            f"ssrc={rng.getrandbits(31)};themssrc={rng.getrandbits(31)};lp=0;"
+            f"rxjitter={jitter:f};rxcount={packets};txjitter=0.000000;txcount={packets};"
             "rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000"
         )
-        for name, value in (("RTPAUDIOQOS", first), *_QOS_TAILS):
+        zeros = (0.0, 0.0, 0.0, 0.0)
+        values = (
+            ("RTPAUDIOQOS", first),
+            (
+                "RTPAUDIOQOSJITTER",
+                _qos_block(
+                    "", ("rxjitter", "txjitter"), ((0.0, jitter * 4, jitter * 2, jitter), zeros)
+                ),
+            ),
+            ("RTPAUDIOQOSLOSS", _qos_block("  ", ("rxlost", "txlost"), (zeros, zeros))),
+            ("RTPAUDIOQOSRTT", _qos_block("     ", ("rtt",), (zeros,))),
+            ("RTPAUDIOQOSMES", _qos_block("   ", ("rxmes", "txmes"), (zeros, zeros))),
+        )
+        for name, value in values:
             self._setvar(chan, name, value)
             if bridged_to is not None and bridged_to._alive:
                 self._setvar(bridged_to, name + "BRIDGED", value)
@@ -953,7 +986,9 @@ class PBX:
             token = "UNAVAILABLE"
         if token != ep.device_state:
             ep.device_state = token
-            self._emit("DeviceStateChange", _CALL, (("Device", f"PJSIP/{ep.name}"), ("State", token)))
+            self._emit(
+                "DeviceStateChange", _CALL, (("Device", f"PJSIP/{ep.name}"), ("State", token))
+            )
 
     def _local_device(self, device: str, token: str) -> None:
         """A Local half was answered ("INUSE") or hung up ("NOT_INUSE"): Local
@@ -989,7 +1024,9 @@ class PBX:
                         ("Wrapuptime", str(member.wrapuptime)),
                     ),
                 )
-                avail = "NOT_INUSE" if member.status not in (4, 5) and not member.paused else "INUSE"
+                avail = (
+                    "NOT_INUSE" if member.status not in (4, 5) and not member.paused else "INUSE"
+                )
                 if avail != queue.avail_state:
                     queue.avail_state = avail
                     self._emit(
@@ -1003,7 +1040,9 @@ class PBX:
     def _endpoint(self, name: str) -> Endpoint:
         ep = self._endpoints.get(str(name))
         if ep is None:
-            raise ValueError(f"no such endpoint: {name!r} (endpoints: {', '.join(self._endpoints)})")
+            raise ValueError(
+                f"no such endpoint: {name!r} (endpoints: {', '.join(self._endpoints)})"
+            )
         return ep
 
     def register(self, endpoint: str, *, qualify: bool = False) -> None:
@@ -1042,13 +1081,21 @@ class PBX:
             )
             ep.contacts.append(contact)
             status = self._contact_status_body(contact, "NonQualified", 0)
-            peer = (("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{ep.name}"), ("PeerStatus", "Reachable"))
+            peer = (
+                ("ChannelType", "PJSIP"),
+                ("Peer", f"PJSIP/{ep.name}"),
+                ("PeerStatus", "Reachable"),
+            )
             if qualify:
                 self._emit("ContactStatus", _SYSTEM, status)
                 self._emit("PeerStatus", _SYSTEM, peer)
                 contact.status = "Reachable"
                 contact.rtt_usec = self._rng.randrange(300, 600)
-                self._emit("ContactStatus", _SYSTEM, self._contact_status_body(contact, "Reachable", contact.rtt_usec))
+                self._emit(
+                    "ContactStatus",
+                    _SYSTEM,
+                    self._contact_status_body(contact, "Reachable", contact.rtt_usec),
+                )
             else:
                 self._emit("PeerStatus", _SYSTEM, peer)
                 self._emit("ContactStatus", _SYSTEM, status)
@@ -1085,14 +1132,20 @@ class PBX:
             self._emit(
                 "PeerStatus",
                 _SYSTEM,
-                (("ChannelType", "PJSIP"), ("Peer", f"PJSIP/{ep.name}"), ("PeerStatus", "Unreachable")),
+                (
+                    ("ChannelType", "PJSIP"),
+                    ("Peer", f"PJSIP/{ep.name}"),
+                    ("PeerStatus", "Unreachable"),
+                ),
             )
             qualified = any(c.qualify_frequency for c in contacts)
             if not qualified:
                 self._device_changed(ep.name)
             for contact in contacts:
                 contact.status = "Removed"
-                self._emit("ContactStatus", _SYSTEM, self._contact_status_body(contact, "Removed", 0))
+                self._emit(
+                    "ContactStatus", _SYSTEM, self._contact_status_body(contact, "Removed", 0)
+                )
             if qualified:
                 self._device_changed(ep.name)
 
@@ -1104,7 +1157,11 @@ class PBX:
                 "Newexten",
                 _DIALPLAN,
                 chan.snapshot_body()
-                + (("Extension", chan.exten), ("Application", chan.application), ("AppData", chan.app_data)),
+                + (
+                    ("Extension", chan.exten),
+                    ("Application", chan.application),
+                    ("AppData", chan.app_data),
+                ),
             )
 
     def _start_pbx(self, chan: Channel) -> None:
@@ -1208,7 +1265,11 @@ class PBX:
                 self._hangup_from(channel, cause, None)
 
     def _hangup_from(
-        self, chan: Channel, cause: int, request: tuple[tuple[str, str], ...] | None, tech_cause: int = 0
+        self,
+        chan: Channel,
+        cause: int,
+        request: tuple[tuple[str, str], ...] | None,
+        tech_cause: int = 0,
     ) -> None:
         """``chan`` goes away on its own side: a BYE or CANCEL from its phone
         (``request``: the HangupRequest's extra fields; the RTP QoS VarSets come
@@ -1233,7 +1294,13 @@ class PBX:
         self._end(chan, cause, tech_cause, qos=qos)
 
     def _end(
-        self, chan: Channel, cause: int, tech_cause: int = 0, *, qos: bool = True, announce: bool = True
+        self,
+        chan: Channel,
+        cause: int,
+        tech_cause: int = 0,
+        *,
+        qos: bool = True,
+        announce: bool = True,
     ) -> None:
         """Hang a channel up once it has been asked to: a Dial it is running is
         cancelled; a channel running the dialplan shows SoftHangupRequest Cause 16
@@ -1243,7 +1310,13 @@ class PBX:
         if not chan._alive:
             return
         dial = chan._dial
-        if dial is not None and dial.a is chan and dial.answered_at is None and dial.b is not None and dial.b._alive:
+        if (
+            dial is not None
+            and dial.a is chan
+            and dial.answered_at is None
+            and dial.b is not None
+            and dial.b._alive
+        ):
             # The caller goes away while the callee still rings: Dial is cancelled.
             self._cancel_timers(dial.timers)
             b = dial.b
@@ -1278,7 +1351,9 @@ class PBX:
     def _dial(self, a: Channel, target: str, timeout: float, script: _PhoneScript) -> None:
         """Dial(PJSIP/<target>,<timeout>) on channel ``a``: the demo2 sequence."""
         tech, _, resource = target.partition("/")
-        dial = _Dial(a=a, target=resource, timeout=timeout, script=script, started=self.clock.monotonic())
+        dial = _Dial(
+            a=a, target=resource, timeout=timeout, script=script, started=self.clock.monotonic()
+        )
         a._dial = dial
         for var in _DIAL_VARS:
             self._setvar(a, var, "")
@@ -1315,14 +1390,18 @@ class PBX:
         self._chan_event("NewConnectedLine", b)
         if self._listeners:
             self._emit(
-                "DialBegin", _CALL, a.snapshot_body() + b.snapshot_body("Dest") + (("DialString", resource),)
+                "DialBegin",
+                _CALL,
+                a.snapshot_body() + b.snapshot_body("Dest") + (("DialString", resource),),
             )
         a.connected_num, a.connected_name = ep.name, ""
         self._chan_event("NewConnectedLine", a)
         if script.outcome == "busy":
             dial.timers.append(self._later(RING_DELAY, self._callee_busy, dial, 17, 486))
         else:
-            ring = RING_DELAY if script.answer_after is None else min(RING_DELAY, script.answer_after)
+            ring = (
+                RING_DELAY if script.answer_after is None else min(RING_DELAY, script.answer_after)
+            )
             dial.timers.append(self._later(ring, self._callee_ringing, dial))
         if timeout > 0:
             dial.timers.append(self._later(timeout, self._dial_timeout, dial))
@@ -1357,7 +1436,11 @@ class PBX:
         answer_after = dial.script.answer_after
         if dial.script.outcome == "answer" and answer_after is not None:
             dial.timers.append(
-                self._later(max(0.0, answer_after - (dial.ringing_at - dial.started)), self._callee_answers, dial)
+                self._later(
+                    max(0.0, answer_after - (dial.ringing_at - dial.started)),
+                    self._callee_answers,
+                    dial,
+                )
             )
 
     def _callee_answers(self, dial: _Dial) -> None:
@@ -1397,7 +1480,9 @@ class PBX:
             bridge.technology = "native_rtp"
         script = dial.script
         if script.talk_for is not None:
-            dial.timers.append(self._later(script.talk_for, self._phone_bye, dial, script.hangup_by))
+            dial.timers.append(
+                self._later(script.talk_for, self._phone_bye, dial, script.hangup_by)
+            )
 
     def _phone_bye(self, dial: _Dial, by: str) -> None:
         chan = dial.b if by == "callee" else dial.a
@@ -1460,7 +1545,6 @@ class PBX:
         bridge.channels.remove(chan)
         chan.bridge_id = ""
         self._emit("BridgeLeave", _CALL, bridge.body() + chan.snapshot_body())
-
 
     def _set_duration(self, chan: Channel, name: str, seconds: float) -> None:
         """app_dial's NAME (whole seconds) and NAME_MS variables."""
@@ -1631,7 +1715,9 @@ class PBX:
             if chan is None or chan.state != 6:
                 raise ValueError(f"{endpoint_or_channel} has no answered call to send DTMF on")
             for i, digit in enumerate(digits):
-                self._later(i * (duration_ms / 1000 + 0.1), self._dtmf_begin, chan, digit, duration_ms)
+                self._later(
+                    i * (duration_ms / 1000 + 0.1), self._dtmf_begin, chan, digit, duration_ms
+                )
 
     def _dtmf_out(self, chan: Channel) -> Channel | None:
         if chan._echo:
@@ -1647,20 +1733,34 @@ class PBX:
         if not chan._alive:
             return
         out = self._dtmf_out(chan)
-        self._chan_event("DTMFBegin", chan, ("Digit", digit), ("Direction", "Received"), privilege=_DTMF)
+        self._chan_event(
+            "DTMFBegin", chan, ("Digit", digit), ("Direction", "Received"), privilege=_DTMF
+        )
         if out is not None:
-            self._chan_event("DTMFBegin", out, ("Digit", digit), ("Direction", "Sent"), privilege=_DTMF)
+            self._chan_event(
+                "DTMFBegin", out, ("Digit", digit), ("Direction", "Sent"), privilege=_DTMF
+            )
         self._later(duration_ms / 1000, self._dtmf_end, chan, out, digit, duration_ms)
 
     def _dtmf_end(self, chan: Channel, out: Channel | None, digit: str, duration_ms: int) -> None:
         ms = str(duration_ms)
         if chan._alive:
             self._chan_event(
-                "DTMFEnd", chan, ("Digit", digit), ("DurationMs", ms), ("Direction", "Received"), privilege=_DTMF
+                "DTMFEnd",
+                chan,
+                ("Digit", digit),
+                ("DurationMs", ms),
+                ("Direction", "Received"),
+                privilege=_DTMF,
             )
         if out is not None and out._alive:
             self._chan_event(
-                "DTMFEnd", out, ("Digit", digit), ("DurationMs", ms), ("Direction", "Sent"), privilege=_DTMF
+                "DTMFEnd",
+                out,
+                ("Digit", digit),
+                ("DurationMs", ms),
+                ("Direction", "Sent"),
+                privilege=_DTMF,
             )
 
     # -- Originate ------------------------------------------------------------------------------
@@ -1713,8 +1813,16 @@ class PBX:
             self._check_open()
             # Like Asterisk's originate thread, the work starts after the action returns.
             self._later(
-                0.0, self._originate_start, record, channel, name, num, dict(variables or {}), account,
-                channel_id, timeout_ms,
+                0.0,
+                self._originate_start,
+                record,
+                channel,
+                name,
+                num,
+                dict(variables or {}),
+                account,
+                channel_id,
+                timeout_ms,
             )
 
     def _originate_start(
@@ -1735,7 +1843,9 @@ class PBX:
             lexten, _, lcontext = resource.partition("@")
             lcontext = lcontext or "default"
             if lexten in self.dialplan.get(lcontext, {}):
-                self._originate_local(record, lexten, lcontext, cid_name, cid_num, variables, account, channel_id)
+                self._originate_local(
+                    record, lexten, lcontext, cid_name, cid_num, variables, account, channel_id
+                )
                 return
         elif tech.upper() == "PJSIP":
             ep = self._endpoints.get(resource)
@@ -1767,12 +1877,19 @@ class PBX:
         base = f"Local/{lexten}@{lcontext}-{self._next_name_seq()}"
         device = f"Local/{lexten}@{lcontext}"
         one = self._new_channel(
-            base + ";1", 0, context=lcontext, exten=lexten, device=device, application="AppDial2",
+            base + ";1",
+            0,
+            context=lcontext,
+            exten=lexten,
+            device=device,
+            application="AppDial2",
             app_data="(Outgoing Line)",
         )
         if channel_id:
             one.uniqueid = one.linkedid = channel_id
-        two = self._new_channel(base + ";2", 4, context=lcontext, exten=lexten, linkedid=one.linkedid, device=device)
+        two = self._new_channel(
+            base + ";2", 4, context=lcontext, exten=lexten, linkedid=one.linkedid, device=device
+        )
         one.account_code = two.account_code = account
         one._partner, two._partner = two, one
         record.one = one
@@ -1800,7 +1917,11 @@ class PBX:
                 + two.snapshot_body("LocalTwo")
                 + (("Context", lcontext), ("Exten", lexten), ("LocalOptimization", "Yes")),
             )
-            self._emit("DialBegin", _CALL, one.snapshot_body("Dest") + (("DialString", f"{lexten}@{lcontext}"),))
+            self._emit(
+                "DialBegin",
+                _CALL,
+                one.snapshot_body("Dest") + (("DialString", f"{lexten}@{lcontext}"),),
+            )
         self._start_pbx(two)
 
     def _originate_pjsip(
@@ -1841,7 +1962,12 @@ class PBX:
         self._emit("DialState", _CALL, one.snapshot_body("Dest") + (("DialStatus", "RINGING"),))
         self._device_changed(one.endpoint)
         if self.auto_answer_after is not None:
-            self._later(max(0.0, self.auto_answer_after - RING_DELAY), self._originate_phone_answers, record, one)
+            self._later(
+                max(0.0, self.auto_answer_after - RING_DELAY),
+                self._originate_phone_answers,
+                record,
+                one,
+            )
 
     def _originate_phone_answers(self, record: _Originate, one: Channel) -> None:
         if record.finished or not one._alive:
@@ -1866,9 +1992,15 @@ class PBX:
         if record.on_done is not None:
             record.on_done(4, one)
         if record.application is not None:
-            self._later(0.0, self._run_originate_app, one, one._gen, record.application, record.data)
+            self._later(
+                0.0, self._run_originate_app, one, one._gen, record.application, record.data
+            )
         else:
-            one.context, one.exten, one.priority = record.context or "", record.exten or "", record.priority
+            one.context, one.exten, one.priority = (
+                record.context or "",
+                record.exten or "",
+                record.priority,
+            )
             self._later(0.0, self._start_originate_pbx, one, one._gen)
 
     def _start_originate_pbx(self, one: Channel, gen: int) -> None:
@@ -1980,7 +2112,9 @@ class PBX:
                 for name in self._endpoints:
                     self.register(name)
             token = self._traffic_token
-            self._later(self._traffic_rng.expovariate(self._traffic_rate), self._traffic_tick, token)
+            self._later(
+                self._traffic_rng.expovariate(self._traffic_rate), self._traffic_tick, token
+            )
 
     def stop_traffic(self) -> None:
         """No new generated calls; calls in progress finish normally."""
