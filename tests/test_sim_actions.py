@@ -472,3 +472,305 @@ def test_module_reload_reports_problems_per_module(pbx: PBX) -> None:
         ("Reload", {"Module": "app_dial", "Status": "6"}),
         ("Reload", {"Module": "res_pjsip.so", "Status": "0"}),
     ]
+
+
+# -- n: GetVar / SetVar --------------------------------------------------------------------
+
+
+def test_getvar_setvar_match_recording(pbx: PBX, clock: ManualClock) -> None:
+    originate_and_wait(pbx, clock, ("Channel", "Local/8000@internal"), ("Application", "Wait"), ("Data", "30"))
+    one = next(c.name for c in pbx.channels() if c.name.endswith(";1"))
+    steps = [
+        ("SetVar", (("Channel", one), ("Variable", "LABVAR"), ("Value", "some value")), "n1"),
+        ("GetVar", (("Channel", one), ("Variable", "LABVAR")), "n2"),
+        ("GetVar", (("Channel", one), ("Variable", "NOSUCHVAR")), "n3"),
+        ("GetVar", (("Channel", one), ("Variable", "CHANNEL(state)")), "n4"),
+        ("GetVar", (("Channel", "Local/nosuch@internal-0000;1"), ("Variable", "LABVAR")), "n5"),
+        ("SetVar", (("Variable", "LABGLOBALVAR"), ("Value", "42")), "n6"),
+        ("GetVar", (("Variable", "LABGLOBALVAR"),), "n7"),
+        ("GetVar", (("Variable", "LABGLOBAL"),), "n8"),
+        ("GetVar", (("Variable", "NOSUCHGLOBAL"),), "n9"),
+        ("SetVar", (("Value", "x"),), "n10"),
+        ("GetVar", (), "n11"),
+        ("SetVar", (("Variable", "EMPTYVAL"),), "n12"),
+        ("GetVar", (("Variable", "EMPTYVAL"),), "n13"),
+        ("Hangup", (("Channel", one),), "n-hangup"),
+    ]
+    for action, headers, action_id in steps:
+        answer = run(pbx, action, *headers, ("ActionID", action_id))
+        assert answer.wire == recorded("n_getvar_setvar", action_id), action_id
+
+
+def test_getvar_of_shell_or_eval_needs_the_system_class(pbx: PBX) -> None:
+    call_only = classes.CALL | classes.REPORTING
+    for variable in ("SHELL(id)", "EVAL(${X})"):
+        answer = run(pbx, "GetVar", ("Variable", variable), write=call_only)
+        assert answer.first == {"Response": "Error", "Message": "GetVar Access Forbidden: Variable"}
+    assert run(pbx, "GetVar", ("Variable", "shell_lowercase"), write=call_only).first["Response"] == "Success"
+
+
+def test_setvar_of_a_read_only_function_is_not_set(pbx: PBX) -> None:
+    answer = run(pbx, "SetVar", ("Variable", "CHANNEL(state)"), ("Value", "Up"))
+    assert answer.first == {"Response": "Error", "Message": "Variable not set"}
+
+
+def test_setvar_on_a_missing_channel(pbx: PBX) -> None:
+    answer = run(pbx, "SetVar", ("Channel", "PJSIP/1001-00000099"), ("Variable", "X"), ("Value", "1"))
+    assert answer.first == {"Response": "Error", "Message": "No such channel"}
+
+
+# -- o: Originate --------------------------------------------------------------------------
+
+
+def recorded_event(name: str, event: str) -> list[tuple[str, str]]:
+    """The body of the first ``event`` in a recording (after Event and Privilege)."""
+    for message in Parser(role="client").feed(transcripts.connection(name).received()):
+        if message.name == event:
+            return message.headers[2:]
+    raise AssertionError(f"no {event} in {name}")
+
+
+def normalised_body(body: Sequence[tuple[str, str]]) -> bytes:
+    return normalise(frame(list(body)))
+
+
+def test_async_originate_replies_at_once_then_sends_originate_response(pbx: PBX, clock: ManualClock) -> None:
+    answer, response = originate_and_wait(
+        pbx,
+        clock,
+        ("Channel", "Local/9999@internal"),
+        ("Context", "internal"),
+        ("Exten", "1000"),
+        ("Priority", "1"),
+        ("CallerID", "Lab <5551234>"),
+        ("Timeout", "10000"),
+        ("Variable", "ORIGVAR=abc"),
+        ("ActionID", "o1"),
+    )
+    assert answer.wire == recorded("o_originate_events", "o1")
+    assert normalised_body(response.items()) == normalised_body(recorded_event("o_originate_events", "OriginateResponse"))
+
+
+def test_async_originate_of_an_application_reports_application_and_data(pbx: PBX, clock: ManualClock) -> None:
+    _, response = originate_and_wait(
+        pbx, clock, ("Channel", "Local/1000@internal"), ("Application", "Wait"), ("Data", "5"), ("ActionID", "g2")
+    )
+    assert normalised_body(response.items()) == normalised_body(recorded_event("g_coreshowchannels", "OriginateResponse"))
+
+
+def test_async_originate_to_an_unregistered_phone_fails_with_reason_0(pbx: PBX, clock: ManualClock) -> None:
+    answer, response = originate_and_wait(pbx, clock, ("Channel", "PJSIP/1002"), ("Application", "Echo"))
+    assert answer.first["Message"] == "Originate successfully queued"
+    assert response == {
+        "Response": "Failure",
+        "Channel": "PJSIP/1002",
+        "Application": "Echo",
+        "Data": "",
+        "Reason": "0",
+        "Uniqueid": "<unknown>",
+        "CallerIDNum": "<unknown>",
+        "CallerIDName": "<unknown>",
+    }
+
+
+def test_sync_originate_answers_only_when_the_phone_answers(pbx: PBX, clock: ManualClock) -> None:
+    pbx.register("1001")
+    answer = run(pbx, "Originate", ("Channel", "PJSIP/1001"), ("Application", "Echo"), ("ActionID", "s1"))
+    assert answer.messages is None
+    clock.advance(pbx.auto_answer_after + 0.1)
+    assert answer.messages == [[("Response", "Success"), ("ActionID", "s1"), ("Message", "Originate successfully queued")]]
+
+
+def test_sync_originate_that_nobody_answers_fails(pbx: PBX, clock: ManualClock) -> None:
+    pbx.register("1001")
+    pbx.auto_answer_after = None
+    answer = run(pbx, "Originate", ("Channel", "PJSIP/1001"), ("Application", "Echo"), ("Timeout", "5000"))
+    clock.advance(6)
+    assert answer.first == {"Response": "Error", "Message": "Originate failed"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ((), "Channel not specified"),
+        ((("Channel", "Local/1000@internal"), ("ChannelId", "x" * 150)), "Uniqueid length exceeds maximum of 149\n"),
+        ((("Channel", "Local/1000@internal"), ("Exten", "1000"), ("Context", "internal"), ("Priority", "first")),
+         "Invalid priority"),
+        ((("Channel", "Local/1000@internal"), ("Application", "Wait"), ("Timeout", "soon")), "Invalid timeout"),
+        ((("Channel", "1000"), ("Application", "Wait")), "Invalid channel"),
+        ((("Channel", "Local/1000@internal"), ("Exten", "4444"), ("Context", "internal"), ("Priority", "1")),
+         "Extension does not exist."),
+        ((("Channel", "Local/1000@internal"), ("Exten", "1000"), ("Context", "internal")),
+         "Originate with 'Exten' requires 'Context' and 'Priority'"),
+        ((("Channel", "Local/1000@internal"), ("Application", "System"), ("Data", "id")),
+         "Originate Access Forbidden: app or data blacklisted"),
+        ((("Channel", "Local/1000@internal"), ("Application", "NoOp"), ("Data", "${SHELL(id)}")),
+         "Originate Access Forbidden: app or data blacklisted"),
+    ],
+)  # fmt: skip
+def test_originate_errors(pbx: PBX, headers: tuple[tuple[str, str], ...], message: str) -> None:
+    write = classes.ORIGINATE | classes.CALL  # no system class
+    assert run(pbx, "Originate", *headers, write=write).first == {"Response": "Error", "Message": message}
+
+
+def test_originate_blacklist_lets_the_system_class_through(pbx: PBX, clock: ManualClock) -> None:
+    headers = (("Channel", "Local/1000@internal"), ("Application", "NoOp"), ("Data", "${SHELL(id)}"))
+    assert run(pbx, "Originate", *headers, ("Async", "yes")).first["Response"] == "Success"
+    queue_agi = (("Channel", "Local/1000@internal"), ("Application", "Queue"), ("Data", "support,,,,,agi.sh"))
+    assert run(pbx, "Originate", *queue_agi, write=classes.ORIGINATE).first["Message"].startswith("Originate Access")
+    assert run(pbx, "Originate", *queue_agi, ("Async", "1"), write=classes.ORIGINATE | classes.AGI).first["Response"] == "Success"
+
+
+def test_callerid_parsing_follows_asterisk() -> None:
+    from amilab.sim.actions import parse_callerid
+
+    assert parse_callerid('"Lab" <5551234>') == ("Lab", "5551234")
+    assert parse_callerid("5551234") == ("", "5551234")
+    assert parse_callerid("Reception") == ("Reception", "")
+
+
+# -- p: Hangup -----------------------------------------------------------------------------
+
+
+def test_hangup_by_name_regex_and_errors_match_recording(pbx: PBX, clock: ManualClock) -> None:
+    originate_and_wait(pbx, clock, ("Channel", "Local/8000@internal"), ("Application", "Wait"), ("Data", "30"))
+    one = next(c.name for c in pbx.channels() if c.name.endswith(";1"))
+    events = events_of(pbx)
+    by_name = run(pbx, "Hangup", ("Channel", one), ("Cause", "16"), ("ActionID", "p1"))
+    assert by_name.wire == recorded("p_hangup", "p1")
+    assert [dict(e.body)["Cause"] for e in events if e.name == "Hangup"] == ["16", "16"]
+    clock.advance(1)
+    missing = run(pbx, "Hangup", ("Channel", "PJSIP/nosuch-00000000"), ("ActionID", "p2"))
+    assert missing.wire == recorded("p_hangup", "p2")
+    originate_and_wait(pbx, clock, ("Channel", "Local/8000@internal"), ("Application", "Wait"), ("Data", "30"))
+    by_regex = run(pbx, "Hangup", ("Channel", "/^Local/8000@internal-.*$/"), ("ActionID", "p3"))
+    assert normalise(by_regex.wire) == normalise(recorded("p_hangup", "p3"))
+    assert pbx.channels() == []
+    assert run(pbx, "Hangup", ("ActionID", "p4")).wire == recorded("p_hangup", "p4")
+
+
+def test_hangup_without_cause_leaves_cause_unknown(pbx: PBX, clock: ManualClock) -> None:
+    originate_and_wait(pbx, clock, ("Channel", "Local/9999@internal"), ("Application", "Echo"))
+    events = events_of(pbx)
+    run(pbx, "Hangup", ("Channel", "/Local/"), ("Cause", "999"))
+    assert {dict(e.body)["Cause-txt"] for e in events if e.name == "Hangup"} == {"Unknown"}
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ("/Local", "Regex format invalid, Channel param should be /regex/"),
+        ("/", "Regex format invalid, Channel param should be /regex/"),
+        ("/Local(/", "Regex compile failed on: /Local(/"),
+    ],
+)
+def test_hangup_regex_errors(pbx: PBX, channel: str, message: str) -> None:
+    assert run(pbx, "Hangup", ("Channel", channel)).first == {"Response": "Error", "Message": message}
+
+
+def test_hangup_regex_matching_nothing_is_an_empty_list(pbx: PBX) -> None:
+    answer = run(pbx, "Hangup", ("Channel", "/PJSIP/"), ("ActionID", "x"))
+    assert answer.messages == [
+        [("Response", "Success"), ("ActionID", "x"), ("EventList", "start"), ("Message", "Channels hung up will follow")],
+        [("Event", "ChannelsHungupListComplete"), ("ActionID", "x"), ("EventList", "Complete"), ("ListItems", "0")],
+    ]
+
+
+# -- Redirect ------------------------------------------------------------------------------
+
+
+def test_redirect_sends_a_channel_elsewhere_in_the_dialplan(pbx: PBX, clock: ManualClock) -> None:
+    originate_and_wait(pbx, clock, ("Channel", "Local/8000@internal"), ("Application", "Wait"), ("Data", "30"))
+    two = next(c for c in pbx.channels() if c.name.endswith(";2"))
+    headers = (("Channel", two.name), ("Context", "internal"), ("Exten", "9999"), ("Priority", "1"))
+    assert run(pbx, "Redirect", *headers).first == {"Response": "Success", "Message": "Redirect successful"}
+    clock.advance(1)
+    assert (two.exten, two.application) == ("9999", "Echo")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ((), "Channel not specified"),
+        ((("Channel", "X/1"),), "Context not specified"),
+        ((("Channel", "X/1"), ("Context", "internal")), "Exten not specified"),
+        ((("Channel", "X/1"), ("Context", "internal"), ("Exten", "9999")), "Priority not specified"),
+        ((("Channel", "X/1"), ("Context", "internal"), ("Exten", "9999"), ("Priority", "label")), "Priority is invalid"),
+        ((("Channel", "X/1"), ("Context", "internal"), ("Exten", "9999"), ("Priority", "1")),
+         "Channel does not exist: X/1"),
+        ((("Channel", "X/1"), ("Context", "internal"), ("Exten", "9999"), ("Priority", "1"),
+          ("ExtraChannel", "Y/2"), ("ExtraContext", "internal")), "ExtraExten not specified"),
+    ],
+)  # fmt: skip
+def test_redirect_errors(pbx: PBX, headers: tuple[tuple[str, str], ...], message: str) -> None:
+    assert run(pbx, "Redirect", *headers).first == {"Response": "Error", "Message": message}
+
+
+def test_dual_redirect_moves_both_channels(pbx: PBX, clock: ManualClock) -> None:
+    for _ in range(2):
+        originate_and_wait(pbx, clock, ("Channel", "Local/8000@internal"), ("Application", "Wait"), ("Data", "30"))
+    first, second = [c for c in pbx.channels() if c.name.endswith(";2")]
+    headers = (("Channel", first.name), ("ExtraChannel", second.name), ("Context", "internal"), ("Exten", "9999"),
+               ("Priority", "1"))  # fmt: skip
+    assert run(pbx, "Redirect", *headers).first == {"Response": "Success", "Message": "Dual Redirect successful"}
+    assert (first.exten, second.exten) == ("9999", "9999")
+    gone = (("Channel", first.name), ("ExtraChannel", "Local/none-1;2"), ("Context", "internal"), ("Exten", "9999"),
+            ("Priority", "1"))  # fmt: skip
+    assert run(pbx, "Redirect", *gone).first["Message"] == "ExtraChannel does not exist: Local/none-1;2"
+
+
+# -- q: Reload -----------------------------------------------------------------------------
+
+
+def test_reload_matches_recording_and_publishes_reload_events(pbx: PBX) -> None:
+    manager = FakeManager()
+    events = events_of(pbx)
+    for headers, action_id in (((), "q1"), ((("Module", "manager"),), "q2"), ((("Module", "nosuchmodule"),), "q3")):
+        answer = run(pbx, "Reload", *headers, ("ActionID", action_id), manager=manager)
+        assert answer.wire == recorded("q_reload", action_id)
+    assert manager.reloads == 2  # everything, then manager
+    recorded_events = [
+        m for m in Parser(role="client").feed(transcripts.connection("q_reload").received()) if m.kind == "event"
+    ][1:]  # after FullyBooted
+    assert [(e.name, list(e.body)) for e in events] == [(m.name, m.headers[2:]) for m in recorded_events]
+
+
+def test_reload_of_a_broken_manager_conf_is_an_unknown_error(pbx: PBX) -> None:
+    events = events_of(pbx)
+    answer = run(pbx, "Reload", ("Module", "manager"), manager=FakeManager("line 3: no section"))
+    assert answer.first == {"Response": "Error", "Message": "An unknown error occurred"}
+    assert dict(events[-1].body) == {"Module": "manager", "Status": "3"}
+    assert run(pbx, "Reload", ("Module", "app_echo")).first["Message"] == "Module does not support reload"
+
+
+def test_ping_after_reload_matches_recording(pbx: PBX) -> None:
+    assert normalise(run(pbx, "Ping", ("ActionID", "q4")).wire) == normalise(recorded("q_reload", "q4"))
+
+
+# -- r: queues -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "headers", "action_id"),
+    [
+        ("QueueStatus", (), "r1"),
+        ("QueueStatus", (("Queue", "support"),), "r2"),
+        ("QueueStatus", (("Queue", "nosuchqueue"),), "r3"),
+        ("QueueSummary", (), "r4"),
+    ],
+)
+def test_queue_actions_match_recording(
+    pbx: PBX, action: str, headers: tuple[tuple[str, str], ...], action_id: str
+) -> None:
+    answer = run(pbx, action, *headers, ("ActionID", action_id), write=0)
+    assert normalise(answer.wire) == normalise(recorded("r_queuestatus", action_id))
+
+
+def test_queuestatus_puts_actionid_last_and_filters_members(pbx: PBX) -> None:
+    answer = run(pbx, "QueueStatus", ("Queue", "SUPPORT"), ("Member", "Local/1000@internal"), ("ActionID", "m"))
+    assert answer.messages is not None
+    items = answer.messages[1:-1]
+    assert [item[0] for item in items] == [("Event", "QueueMember")]
+    assert items[0][-1] == ("ActionID", "m")
+    nobody = run(pbx, "QueueStatus", ("Member", "PJSIP/1001"))
+    assert nobody.messages is not None and len(nobody.messages) == 2
