@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from amilab.protocol import Message
 from amilab.sim import classes, clicommands
-
 from amilab.sim.pbx import DEVICE_STATES, PbxEvent
 
 if TYPE_CHECKING:
@@ -97,7 +96,9 @@ class ActionSpec:
 ACTIONS: dict[str, ActionSpec] = {}
 
 
-def _action(name: str, privilege: int, synopsis: str) -> Callable[[Callable[[ActionCall], None]], Callable[[ActionCall], None]]:
+def _action(
+    name: str, privilege: int, synopsis: str
+) -> Callable[[Callable[[ActionCall], None]], Callable[[ActionCall], None]]:
     """Register a handler under Asterisk's name, write class and ListCommands synopsis."""
 
     def register(handler: Callable[[ActionCall], None]) -> Callable[[ActionCall], None]:
@@ -150,7 +151,12 @@ def _send_list(call: ActionCall, message: str, items: list[Headers], complete: s
     (their ActionID already placed), and ``<complete>`` with ``ListItems``
     (astman_send_listack, astman_send_list_complete_start)."""
     ack = [("Response", "Success"), *_action_id(call), ("EventList", "start"), ("Message", message)]
-    end = [("Event", complete), *_action_id(call), ("EventList", "Complete"), ("ListItems", str(len(items)))]
+    end = [
+        ("Event", complete),
+        *_action_id(call),
+        ("EventList", "Complete"),
+        ("ListItems", str(len(items))),
+    ]
     call.reply([ack, *items, end])
 
 
@@ -195,7 +201,9 @@ def ping(call: ActionCall) -> None:
     now = call.pbx.clock.wall()
     seconds = int(now)
     micros = min(int(round((now - seconds) * 1_000_000)), 999_999)
-    call.reply([[*_response(call, "Success"), ("Ping", "Pong"), ("Timestamp", f"{seconds}.{micros:06d}")]])
+    call.reply(
+        [[*_response(call, "Success"), ("Ping", "Pong"), ("Timestamp", f"{seconds}.{micros:06d}")]]
+    )
 
 
 @_action("CoreStatus", classes.SYSTEM | classes.REPORTING, "Show PBX core status variables.")
@@ -219,7 +227,9 @@ def core_status(call: ActionCall) -> None:
     )
 
 
-@_action("CoreSettings", classes.SYSTEM | classes.REPORTING, "Show PBX core settings (version etc).")
+@_action(
+    "CoreSettings", classes.SYSTEM | classes.REPORTING, "Show PBX core settings (version etc)."
+)
 def core_settings(call: ActionCall) -> None:
     call.reply(
         [
@@ -248,7 +258,8 @@ def core_show_channels(call: ActionCall) -> None:
     with pbx.lock:
         now = pbx.clock.monotonic()
         items = [
-            _item(call, 
+            _item(
+                call,
                 "CoreShowChannel",
                 [
                     *channel.snapshot(),
@@ -279,7 +290,16 @@ def command(call: ActionCall) -> None:
         result = clicommands.run(line, call.pbx, call.manager)
     text = result.output[:-1] if result.output.endswith("\n") else result.output
     outputs = [("Output", line) for line in text.split("\n")]
-    call.reply([[*_response(call, "Success" if result.success else "Error", "Command output follows"), *outputs]])
+    call.reply(
+        [
+            [
+                *_response(
+                    call, "Success" if result.success else "Error", "Command output follows"
+                ),
+                *outputs,
+            ]
+        ]
+    )
 
 
 @_action("Reload", classes.CONFIG | classes.SYSTEM, "Send a reload event.")
@@ -333,7 +353,11 @@ def getvar(call: ActionCall) -> None:
 
 @_action("Setvar", classes.CALL, "Sets a channel variable or function value.")
 def setvar(call: ActionCall) -> None:
-    name, variable, value = _header(call, "Channel"), _header(call, "Variable"), _header(call, "Value")
+    name, variable, value = (
+        _header(call, "Channel"),
+        _header(call, "Variable"),
+        _header(call, "Value"),
+    )
     if not variable:
         _error(call, "No variable specified")
         return
@@ -429,7 +453,12 @@ def redirect(call: ActionCall) -> None:
     context, context2 = _header(call, "Context"), _header(call, "ExtraContext")
     priority, priority2 = _header(call, "Priority"), _header(call, "ExtraPriority")
     pbx = call.pbx
-    for value, missing in ((name, "Channel"), (context, "Context"), (exten, "Exten"), (priority, "Priority")):
+    for value, missing in (
+        (name, "Channel"),
+        (context, "Context"),
+        (exten, "Exten"),
+        (priority, "Priority"),
+    ):
         if not value:
             _error(call, f"{missing} not specified")
             return
@@ -455,9 +484,9 @@ def redirect(call: ActionCall) -> None:
             _error(call, f"Channel does not exist: {name}")
             return
         if not name2:
-            _ack(call, "Redirect successful") if pbx.redirect(channel, context, exten, pi) else _error(call, 
-                "Redirect failed"
-            )
+            _ack(call, "Redirect successful") if pbx.redirect(
+                channel, context, exten, pi
+            ) else _error(call, "Redirect failed")
             return
         channel2 = _find_channel(pbx, name2)
         if channel2 is None:
@@ -477,7 +506,16 @@ def redirect(call: ActionCall) -> None:
 
 #: Applications that need the system class on top of originate (first match
 #: decides; case-insensitive substrings). Asterisk 22 main/manager.c.
-_SYSTEM_APPS = ("agi", "dbdeltree", "exec", "externalivr", "mixmonitor", "originate", "reload", "system")
+_SYSTEM_APPS = (
+    "agi",
+    "dbdeltree",
+    "exec",
+    "externalivr",
+    "mixmonitor",
+    "originate",
+    "reload",
+    "system",
+)
 #: Data substrings (case-sensitive) that need the system class: dialplan
 #: functions that reach outside the PBX. Asterisk 22 main/manager.c.
 _SYSTEM_DATA = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
@@ -527,8 +565,16 @@ def _variables(request: Message) -> dict[str, str]:
 @_action("Originate", classes.ORIGINATE, "Originate a call.")
 def originate(call: ActionCall) -> None:
     name = _header(call, "Channel")
-    exten, context, priority = _header(call, "Exten"), _header(call, "Context"), _header(call, "Priority")
-    timeout, app, data = _header(call, "Timeout"), _header(call, "Application"), _header(call, "Data")
+    exten, context, priority = (
+        _header(call, "Exten"),
+        _header(call, "Context"),
+        _header(call, "Priority"),
+    )
+    timeout, app, data = (
+        _header(call, "Timeout"),
+        _header(call, "Application"),
+        _header(call, "Data"),
+    )
     channel_id, other_id = _header(call, "ChannelId"), _header(call, "OtherChannelId")
     pbx = call.pbx
     if not name:
@@ -574,7 +620,11 @@ def originate(call: ActionCall) -> None:
             _error(call, "Originate failed")
 
     def answered_async(reason: int, channel: Channel | None) -> None:
-        destination = [("Application", app), ("Data", data)] if app else [("Context", context), ("Exten", exten)]
+        destination = (
+            [("Application", app), ("Data", data)]
+            if app
+            else [("Context", context), ("Exten", exten)]
+        )
         body = [
             *action_id,
             ("Response", "Success" if reason == REASON_ANSWERED else "Failure"),
@@ -633,10 +683,12 @@ def pjsip_show_endpoints(call: ActionCall) -> None:
         items = []
         for endpoint in endpoints:
             contacts = [
-                ("Contacts", _contacts_text(c for c in endpoint.contacts if c.aor == aor)) for aor in _aor_names(endpoint)
+                ("Contacts", _contacts_text(c for c in endpoint.contacts if c.aor == aor))
+                for aor in _aor_names(endpoint)
             ]
             items.append(
-                _item(call, 
+                _item(
+                    call,
                     "EndpointList",
                     [
                         ("ObjectType", "endpoint"),
@@ -651,7 +703,12 @@ def pjsip_show_endpoints(call: ActionCall) -> None:
                     ],
                 )
             )
-    _send_list(call, "A listing of Endpoints follows, presented as EndpointList events", items, "EndpointListComplete")
+    _send_list(
+        call,
+        "A listing of Endpoints follows, presented as EndpointList events",
+        items,
+        "EndpointListComplete",
+    )
 
 
 def _device_state_text(token: str) -> str:
@@ -693,7 +750,8 @@ def pjsip_show_contacts(call: ActionCall) -> None:
             _error(call, "No Contacts found\n")
             return
         items = [
-            _item(call, 
+            _item(
+                call,
                 "ContactList",
                 [
                     ("ObjectType", "contact"),
@@ -705,7 +763,12 @@ def pjsip_show_contacts(call: ActionCall) -> None:
             )
             for contact in contacts
         ]
-    _send_list(call, "A listing of Contacts follows, presented as ContactList events", items, "ContactListComplete")
+    _send_list(
+        call,
+        "A listing of Contacts follows, presented as ContactList events",
+        items,
+        "ContactListComplete",
+    )
 
 
 def _aor_fields(name: str, contacts: list[Contact]) -> Headers:
@@ -746,7 +809,9 @@ def pjsip_show_aors(call: ActionCall) -> None:
     if not items:
         _error(call, "No AORs found\n")
         return
-    _send_list(call, "A listing of AORs follows, presented as AorList events", items, "AorListComplete")
+    _send_list(
+        call, "A listing of AORs follows, presented as AorList events", items, "AorListComplete"
+    )
 
 
 @_action("PJSIPShowEndpoint", classes.SYSTEM, "Detail listing of an endpoint and its objects.")
@@ -777,7 +842,12 @@ def pjsip_show_endpoint(call: ActionCall) -> None:
             items.append(_item(call, "AorDetail", detail))
             for contact in contacts:
                 items.append(_item(call, "ContactStatusDetail", _contact_status_detail(contact)))
-    _send_list(call, "Following are Events for each object associated with the Endpoint", items, "EndpointDetailComplete")
+    _send_list(
+        call,
+        "Following are Events for each object associated with the Endpoint",
+        items,
+        "EndpointDetailComplete",
+    )
 
 
 def _auth_detail(auth: str, endpoint: Endpoint) -> Headers:
@@ -825,56 +895,166 @@ def _contact_status_detail(contact: Contact) -> Headers:
     ]
 
 
-#: EndpointDetail of a lab endpoint, as recording h shows endpoint 1001; "{name}",
-#: "{aors}", "{auth}", "{context}", "{transport}" are filled in, the device
-#: state and channel count appended (res/res_pjsip/pjsip_configuration.c).
+#: EndpointDetail of a lab endpoint in res_pjsip's field order, as recording h
+#: shows endpoint 1001 (res/res_pjsip/pjsip_configuration.c); ``{aors}``,
+#: ``{auth}``, ``{context}`` and ``{transport}`` are filled in per endpoint.
 _ENDPOINT_DETAIL = """\
-RpidImmediate: false|Webrtc: no|Ignore183WithoutSdp: false|SendAoc: false|DeviceStateBusyAt: 0|\
-T38UdptlMaxdatagram: 0|\
-CodecPrefsIncomingAnswer: prefer:pending, operation:intersect, keep:all, transcode:allow|\
-SecurityNegotiation: no|DtlsRekey: 0|RtpPortEnd: 0|NamedPickupGroup: |DirectMediaMethod: invite|\
-SendRpid: false|PickupGroup: |SdpSession: Asterisk|DtlsVerify: No|MessageContext: |Tenantid: |\
-Mailboxes: |RecordOnFeature: automixmon|DtlsPrivateKey: |DtlsFingerprint: SHA-256|OverlapContext: |\
-OutgoingCallOfferPref: remote_merge|RtpPortStart: 0|FromDomain: |TimersSessExpires: 1800|\
-NamedCallGroup: |DtlsCipher: |MediaEncryptionOptimistic: false|SuppressQ850ReasonHeaders: false|\
-Aors: {aors}|IdentifyBy: username,ip|CalleridPrivacy: allowed_not_screened|\
-MwiSubscribeReplacesUnsolicited: no|CosAudio: 0|FollowEarlyMediaFork: true|Context: {context}|\
-RtpSymmetric: false|Transport: {transport}|MohSuggest: default|T38Udptl: false|FaxDetect: false|\
-T38BindUdptlToMediaAddress: false|TosVideo: 0|SrtpTag32: false|ReferBlindProgress: true|\
-MaxAudioStreams: 1|Bundle: false|UseAvpf: false|CallGroup: |SendConnectedLine: yes|\
-FaxDetectTimeout: 0|SdpOwner: -|ForceRport: true|CalleridTag: |RtpTimeoutHold: 0|\
-SuppressMohOnSendonly: false|UsePtime: false|MediaAddress: |VoicemailExtension: |RtpTimeout: 0|\
-StirShaken: no|SetVar: |ContactAcl: |PreferredCodecOnly: false|GeolocOutgoingCallProfile: |\
-ForceAvp: false|RecordOffFeature: automixmon|FromUser: |SendDiversion: true|\
-SendHistoryInfo: false|T38UdptlIpv6: false|ToneZone: |Language: |AllowSubscribe: true|\
-RtpIpv6: false|Callerid: <unknown>|MohPassthrough: false|CosVideo: 0|DtlsAutoGenerateCert: No|\
-AsymmetricRtpCodec: false|GeolocIncomingCallProfile: |IceSupport: false|AggregateMwi: true|\
-OneTouchRecording: false|MwiFromUser: |RedirectMethod: user|Accountcode: |\
-CodecPrefsOutgoingAnswer: prefer:pending, operation:intersect, keep:all, transcode:allow|\
-Allow: (ulaw)|RewriteContact: false|UserEqPhone: false|RtpEngine: asterisk|FollowRedirectMethods: |\
-SubscribeContext: |NotifyEarlyInuseRinging: false|IncomingMwiMailbox: |IncomingCallOfferPref: local|\
-AllowUnauthenticatedOptions: false|Auth: {auth}|DirectMediaGlareMitigation: none|\
-TrustIdInbound: false|StirShakenProfile: |BindRtpToMediaAddress: false|\
-DisableDirectMediaOnNat: false|MediaEncryption: no|MediaUseReceivedTransport: false|\
-AllowOverlap: true|DtmfMode: rfc4733|OutboundAuth: |TosAudio: 0|DtlsCertFile: |DtlsCaPath: |\
-DtlsSetup: active|ConnectedLineMethod: invite|G726NonStandard: false|100rel: yes|Timers: yes|\
-DirectMedia: true|Acl: |TimersMinSe: 90|TrustIdOutbound: false|SubMinExpiry: 0|RtcpMux: false|\
-MaxVideoStreams: 1|AcceptMultipleSdpAnswers: false|\
-CodecPrefsIncomingOffer: prefer:pending, operation:intersect, keep:all, transcode:allow|\
-CodecPrefsOutgoingOffer: prefer:pending, operation:union, keep:all, transcode:allow|\
-TrustConnectedLine: yes|SendPai: false|RtpKeepalive: 0|T38UdptlEc: none|T38UdptlNat: false|\
-AllowTransfer: true|DtlsCaFile: |OutboundProxy: |InbandProgress: false"""
+RpidImmediate: false
+Webrtc: no
+Ignore183WithoutSdp: false
+SendAoc: false
+DeviceStateBusyAt: 0
+T38UdptlMaxdatagram: 0
+CodecPrefsIncomingAnswer: prefer:pending, operation:intersect, keep:all, transcode:allow
+SecurityNegotiation: no
+DtlsRekey: 0
+RtpPortEnd: 0
+NamedPickupGroup:
+DirectMediaMethod: invite
+SendRpid: false
+PickupGroup:
+SdpSession: Asterisk
+DtlsVerify: No
+MessageContext:
+Tenantid:
+Mailboxes:
+RecordOnFeature: automixmon
+DtlsPrivateKey:
+DtlsFingerprint: SHA-256
+OverlapContext:
+OutgoingCallOfferPref: remote_merge
+RtpPortStart: 0
+FromDomain:
+TimersSessExpires: 1800
+NamedCallGroup:
+DtlsCipher:
+MediaEncryptionOptimistic: false
+SuppressQ850ReasonHeaders: false
+Aors: {aors}
+IdentifyBy: username,ip
+CalleridPrivacy: allowed_not_screened
+MwiSubscribeReplacesUnsolicited: no
+CosAudio: 0
+FollowEarlyMediaFork: true
+Context: {context}
+RtpSymmetric: false
+Transport: {transport}
+MohSuggest: default
+T38Udptl: false
+FaxDetect: false
+T38BindUdptlToMediaAddress: false
+TosVideo: 0
+SrtpTag32: false
+ReferBlindProgress: true
+MaxAudioStreams: 1
+Bundle: false
+UseAvpf: false
+CallGroup:
+SendConnectedLine: yes
+FaxDetectTimeout: 0
+SdpOwner: -
+ForceRport: true
+CalleridTag:
+RtpTimeoutHold: 0
+SuppressMohOnSendonly: false
+UsePtime: false
+MediaAddress:
+VoicemailExtension:
+RtpTimeout: 0
+StirShaken: no
+SetVar:
+ContactAcl:
+PreferredCodecOnly: false
+GeolocOutgoingCallProfile:
+ForceAvp: false
+RecordOffFeature: automixmon
+FromUser:
+SendDiversion: true
+SendHistoryInfo: false
+T38UdptlIpv6: false
+ToneZone:
+Language:
+AllowSubscribe: true
+RtpIpv6: false
+Callerid: <unknown>
+MohPassthrough: false
+CosVideo: 0
+DtlsAutoGenerateCert: No
+AsymmetricRtpCodec: false
+GeolocIncomingCallProfile:
+IceSupport: false
+AggregateMwi: true
+OneTouchRecording: false
+MwiFromUser:
+RedirectMethod: user
+Accountcode:
+CodecPrefsOutgoingAnswer: prefer:pending, operation:intersect, keep:all, transcode:allow
+Allow: (ulaw)
+RewriteContact: false
+UserEqPhone: false
+RtpEngine: asterisk
+FollowRedirectMethods:
+SubscribeContext:
+NotifyEarlyInuseRinging: false
+IncomingMwiMailbox:
+IncomingCallOfferPref: local
+AllowUnauthenticatedOptions: false
+Auth: {auth}
+DirectMediaGlareMitigation: none
+TrustIdInbound: false
+StirShakenProfile:
+BindRtpToMediaAddress: false
+DisableDirectMediaOnNat: false
+MediaEncryption: no
+MediaUseReceivedTransport: false
+AllowOverlap: true
+DtmfMode: rfc4733
+OutboundAuth:
+TosAudio: 0
+DtlsCertFile:
+DtlsCaPath:
+DtlsSetup: active
+ConnectedLineMethod: invite
+G726NonStandard: false
+100rel: yes
+Timers: yes
+DirectMedia: true
+Acl:
+TimersMinSe: 90
+TrustIdOutbound: false
+SubMinExpiry: 0
+RtcpMux: false
+MaxVideoStreams: 1
+AcceptMultipleSdpAnswers: false
+CodecPrefsIncomingOffer: prefer:pending, operation:intersect, keep:all, transcode:allow
+CodecPrefsOutgoingOffer: prefer:pending, operation:union, keep:all, transcode:allow
+TrustConnectedLine: yes
+SendPai: false
+RtpKeepalive: 0
+T38UdptlEc: none
+T38UdptlNat: false
+AllowTransfer: true
+DtlsCaFile:
+OutboundProxy:
+InbandProgress: false
+"""
 
 
 def _endpoint_detail(endpoint: Endpoint) -> Headers:
     filled = _ENDPOINT_DETAIL.format(
-        aors=endpoint.aor, auth=endpoint.auths, context=endpoint.context, transport=endpoint.transport
+        aors=endpoint.aor,
+        auth=endpoint.auths,
+        context=endpoint.context,
+        transport=endpoint.transport,
     )
-    fields = [tuple(item.split(": ", 1)) for item in filled.split("|")]
+    fields = [
+        (name, value.lstrip())
+        for name, _, value in (line.partition(":") for line in filled.splitlines())
+    ]
     return [
         ("ObjectType", "endpoint"),
         ("ObjectName", endpoint.name),
-        *fields,  # type: ignore[list-item]
+        *fields,
         ("DeviceState", _device_state_text(endpoint.device_state)),
         ("ActiveChannels", str(endpoint.active_channels)),
     ]
@@ -971,7 +1151,9 @@ def queue_summary(call: ActionCall) -> None:
         for queue in pbx.queues():
             if queue_filter and queue.name.lower() != queue_filter.lower():
                 continue
-            logged_in = [m for m in queue.members if m.status not in (_DEVICE_INVALID, _DEVICE_UNAVAILABLE)]
+            logged_in = [
+                m for m in queue.members if m.status not in (_DEVICE_INVALID, _DEVICE_UNAVAILABLE)
+            ]
             available = [m for m in logged_in if m.status in _DEVICE_IDLE and not m.paused]
             items.append(
                 [

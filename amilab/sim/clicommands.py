@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 #: The recorded Asterisk (tests/data/transcripts/i_command.txt).
 ASTERISK_VERSION = "22.10.1"
 VERSION_LINE = (
-    f"Asterisk {ASTERISK_VERSION} built by root @ vm on a x86_64 running Linux on 2026-11-27 03:05:24 UTC"
+    f"Asterisk {ASTERISK_VERSION} built by root @ vm on a x86_64 running Linux"
+    " on 2026-11-27 03:05:24 UTC"
 )
 
 #: Commands AMI refuses to run (main/manager.c command_blacklist).
@@ -80,7 +81,8 @@ def run(line: str, pbx: PBX, manager: ManagerView) -> CliResult:
     if entry is None:
         best = " ".join(_best_match(words))
         return CliResult(
-            f"No such command '{line}' (type 'core show help {best}' for other possible commands)\n",
+            f"No such command '{line}' (type 'core show help {best}'"
+            " for other possible commands)\n",
             success=False,
         )
     return entry.handler(_Invocation(words[len(entry.words) :], pbx, manager))
@@ -131,7 +133,9 @@ class _Entry:
 _COMMANDS: list[_Entry] = []
 
 
-def _command(words: str, usage: str) -> Callable[[Callable[[_Invocation], CliResult]], Callable[[_Invocation], CliResult]]:
+def _command(
+    words: str, usage: str
+) -> Callable[[Callable[[_Invocation], CliResult]], Callable[[_Invocation], CliResult]]:
     def register(handler: Callable[[_Invocation], CliResult]) -> Callable[[_Invocation], CliResult]:
         _COMMANDS.append(_Entry(tuple(words.split()), handler, usage))
         return handler
@@ -198,7 +202,9 @@ def _bang(invocation: _Invocation) -> CliResult:
 # -- core show ... -------------------------------------------------------------------------
 
 
-@_command("core show version", "Usage: core show version\n       Shows Asterisk version information.\n")
+@_command(
+    "core show version", "Usage: core show version\n       Shows Asterisk version information.\n"
+)
 def _core_show_version(invocation: _Invocation) -> CliResult:
     if invocation.args:
         return _usage(invocation, "core show version")
@@ -234,8 +240,16 @@ def _core_show_channels(invocation: _Invocation) -> CliResult:
             lines.append(_CHANNEL_ROW.format("Channel", "Location", "State", "Application(Data)"))
             for channel in channels:
                 location = f"{channel.exten}@{channel.context}:{channel.priority}"
-                application = f"{channel.application}({channel.app_data})" if channel.application else "(None)"
-                lines.append(_CHANNEL_ROW.format(channel.name, location, _state_text(channel.state), application))
+                application = (
+                    f"{channel.application}({channel.app_data})"
+                    if channel.application
+                    else "(None)"
+                )
+                lines.append(
+                    _CHANNEL_ROW.format(
+                        channel.name, location, _state_text(channel.state), application
+                    )
+                )
         calls = len({channel.linkedid for channel in channels})
         processed = pbx.processed_calls
     lines.append(f"{len(channels)} active channel{_ess(len(channels))}\n")
@@ -252,7 +266,13 @@ def _uptime_text(seconds: int) -> str:
     """main/asterisk.c print_uptimestr: years, weeks, days, hours, minutes and
     seconds, zero parts left out (note the strict ``>``: 60 s stay seconds)."""
     parts = []
-    for unit, size in (("year", 365 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+    for unit, size in (
+        ("year", 365 * 86400),
+        ("week", 7 * 86400),
+        ("day", 86400),
+        ("hour", 3600),
+        ("minute", 60),
+    ):
         if seconds > size:
             count, seconds = divmod(seconds, size)
             parts.append(f"{count} {unit}{_ess(count)}")
@@ -274,7 +294,9 @@ def _core_show_uptime(invocation: _Invocation) -> CliResult:
     uptime, reload = pbx.uptime_seconds(), pbx.last_reload_seconds()
     if args:
         return CliResult(f"System uptime: {uptime}\nLast reload: {reload}\n")
-    return CliResult(f"System uptime: {_uptime_text(uptime)}\nLast reload: {_uptime_text(reload)}\n")
+    return CliResult(
+        f"System uptime: {_uptime_text(uptime)}\nLast reload: {_uptime_text(reload)}\n"
+    )
 
 
 # -- dialplan show -------------------------------------------------------------------------
@@ -290,11 +312,16 @@ _RECORDED_LINES = {
 }
 
 
-def _config_lines(dialplan: dict[str, dict[str, list[tuple[int, str, str]]]]) -> dict[tuple[str, str], int]:
+def _config_lines(
+    dialplan: dict[str, dict[str, list[tuple[int, str, str]]]],
+) -> dict[tuple[str, str], int]:
     """Where each extension starts in the simulated extensions.conf."""
     lines = dict(_RECORDED_LINES)
     following = max(
-        (first + len(dialplan.get(context, {}).get(exten, [])) for (context, exten), first in lines.items()),
+        (
+            first + len(dialplan.get(context, {}).get(exten, []))
+            for (context, exten), first in lines.items()
+        ),
         default=1,
     )
     for context, extensions in dialplan.items():
@@ -352,7 +379,9 @@ def _dialplan_show(invocation: _Invocation) -> CliResult:
         out.append("\n")
     if wanted_context is not None and contexts == 0:
         if wanted_exten is not None:
-            return CliResult(f"There is no existence of '{wanted_context}' context\n", success=False)
+            return CliResult(
+                f"There is no existence of '{wanted_context}' context\n", success=False
+            )
         return CliResult(f"There is no existence of '{wanted_context}' context\n", success=False)
     if wanted_exten is not None and not exten_seen:
         where = f"{wanted_exten}@{wanted_context}" if wanted_context else wanted_exten
@@ -378,12 +407,12 @@ _ENDPOINT_HEADER = (
     "   Identify:  <Identify/Endpoint.........................................................>\n"
     "        Match:  <criteria.........................>\n"
     "    Channel:  <ChannelId......................................>  <State.....>  <Time.....>\n"
-    "        Exten: <DialedExten...........>  CLCID: <ConnectedLineCID.......>\n"
-    + _PJSIP_RULE
+    "        Exten: <DialedExten...........>  CLCID: <ConnectedLineCID.......>\n" + _PJSIP_RULE
 )
 _CONTACT_HEADER = (
     "\n"
-    "  Contact:  <Aor/ContactUri..........................> <Hash....> <Status> <RTT(ms)..>\n" + _PJSIP_RULE
+    "  Contact:  <Aor/ContactUri..........................> <Hash....> <Status> <RTT(ms)..>\n"
+    + _PJSIP_RULE
 )
 #: Contact status as the CLI abbreviates it (res/res_pjsip/pjsip_options.c short_status_map).
 _SHORT_STATUS = {
@@ -403,7 +432,10 @@ def _contact_row(indent: str, contact: Contact) -> str:
     return f"{indent}Contact:  {aor_uri:<42.42} {hash_part:<10.10} {status:<7.7} {rtt:11.3f}\n"
 
 
-@_command("pjsip show endpoints", "Usage: pjsip show endpoints [ like <pattern> ]\n       List(s) endpoint(s)\n")
+@_command(
+    "pjsip show endpoints",
+    "Usage: pjsip show endpoints [ like <pattern> ]\n       List(s) endpoint(s)\n",
+)
 def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
     if invocation.args:
         return _usage(invocation, "pjsip show endpoints")
@@ -415,7 +447,10 @@ def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
         out = [_ENDPOINT_HEADER]
         for endpoint in endpoints:
             state = DEVICE_STATES.get(endpoint.device_state, "Unknown")
-            out.append(f" Endpoint:  {endpoint.name:<53.53}  {state:<12.12}  {endpoint.active_channels} of inf\n")
+            out.append(
+                f" Endpoint:  {endpoint.name:<53.53}  {state:<12.12}"
+                f"  {endpoint.active_channels} of inf\n"
+            )
             for auth in (a.strip() for a in endpoint.auths.split(",") if a.strip()):
                 out.append(f"     InAuth:  {auth}/{auth}\n")
             for aor in (a.strip() for a in endpoint.aor.split(",") if a.strip()):
@@ -428,7 +463,10 @@ def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
     return CliResult("".join(out))
 
 
-@_command("pjsip show contacts", "Usage: pjsip show contacts [ like <pattern> ]\n       List(s) contact(s)\n")
+@_command(
+    "pjsip show contacts",
+    "Usage: pjsip show contacts [ like <pattern> ]\n       List(s) contact(s)\n",
+)
 def _pjsip_show_contacts(invocation: _Invocation) -> CliResult:
     if invocation.args:
         return _usage(invocation, "pjsip show contacts")
@@ -452,7 +490,12 @@ _RELOAD_TEXTS = {
 }
 
 
-@_command("module reload", "Usage: module reload [module ...]\n       Reloads configuration files for all listed modules which support reloading,\n       or for all supported modules if none are listed.\n")
+@_command(
+    "module reload",
+    "Usage: module reload [module ...]\n"
+    "       Reloads configuration files for all listed modules which support reloading,\n"
+    "       or for all supported modules if none are listed.\n",
+)
 def _module_reload(invocation: _Invocation) -> CliResult:
     if not invocation.args:
         reload_module(invocation.pbx, invocation.manager, None)
