@@ -60,29 +60,29 @@ class _NotPlainLine(Exception):
 
 
 class _HeaderMemo(dict):  # type: ignore[type-arg]
-    """Received line (bytes, terminator removed) -> ``(name, value)``.
+    """Received CRLF line (bytes, up to its LF) -> ``(name, value)``.
 
     Asterisk repeats the same lines all the time (``Privilege: call,all``, a
     channel's whole snapshot in each of its events), so looking a line up costs
     far less than decoding and splitting it again. A pure function's cache:
     cleared when full, safe to share between parsers and threads.
 
-    An empty line, a line holding an LF and the legacy ``Response: Follows``
-    line are never stored, so looking one up always lands here and raises
-    :class:`_NotPlainLine`: that is how the CRLF fast path notices, at no cost,
-    the rare bytes it must leave to the general loop.
+    A blank line, a line ended by a bare LF (no CR) and the legacy ``Response:
+    Follows`` line are never stored, so looking one up always lands here and
+    raises :class:`_NotPlainLine`: that is how the CRLF fast path notices, at
+    no cost, the rare bytes it must leave to the general loop.
     """
 
     __slots__ = ()
 
     def __missing__(self, line: bytes) -> tuple[str, str]:
-        if not line or b"\n" in line or line == _FOLLOWS_LINE:
+        if line[-1:] != b"\r" or line == b"\r" or line == _FOLLOWS_LINE + b"\r":
             raise _NotPlainLine
         if len(self) >= _MEMO_SIZE:
             self.clear()
         # Decoding one line at a time gives the same text as decoding the whole
         # message: an LF byte is never part of a UTF-8 sequence, valid or not.
-        header = self[line] = _line_to_header(line.decode("utf-8", "replace"))
+        header = self[line] = _line_to_header(line[:-1].decode("utf-8", "replace"))
         return header
 
 
@@ -387,20 +387,20 @@ class Parser:
     def _take_crlf_messages(self, pos: int, out: list[Message]) -> int:
         """Fast path for what Asterisk writes nearly always: plain CRLF lines.
 
-        Frames every complete message from ``pos`` on at once, splitting at the
-        blank lines (``\\r\\n\\r\\n``). That is the general loop's rule as long
-        as no line is empty (a stray blank line), holds a bare LF or starts
-        legacy Command output, all of which the header lookup reports. Returns
-        where framing stopped: ``pos`` if the general loop must do it all.
+        Frames every complete message from ``pos`` on at once: split at the
+        blank lines, then at the LFs. That is the general loop's rule as long
+        as every line ends in CRLF and none is blank (a stray blank line) or
+        starts legacy Command output, all of which the header lookup reports.
+        Returns where framing stopped: ``pos`` if the general loop must do it all.
         """
         buf = self._buf
         last = buf.rfind(b"\r\n\r\n", pos + max(self._scan - 3, 0))
         if last < 0 or last + 4 - pos > self.max_message_size:
             return pos  # nothing complete, or the general loop reports the size
-        try:
+        try:  # each body keeps the CR of its last line, like every line before it
             messages = [
-                _received(body + b"\r\n\r\n", [*map(_header_of_line, body.split(b"\r\n"))])
-                for body in bytes(buf[pos:last]).split(b"\r\n\r\n")
+                _received(body + b"\n\r\n", [*map(_header_of_line, body.split(b"\n"))])
+                for body in bytes(buf[pos:last + 1]).split(b"\n\r\n")
             ]
         except _NotPlainLine:
             return pos
@@ -521,14 +521,16 @@ def _headers_of_message(raw: bytes) -> list[tuple[str, str]]:
     """The headers of one framed message, whatever mix of CRLF and LF ends its lines."""
     lines = raw.split(b"\n")
     del lines[-2:]  # the blank line that ends the message
-    return [_header_of_any_line(line[:-1] if line[-1:] == b"\r" else line) for line in lines]
+    return [_header_of_any_line(line) for line in lines]
 
 
 def _header_of_any_line(line: bytes) -> tuple[str, str]:
+    """The header of a line up to its LF, whether or not a CR ends it."""
     try:
         return _header_of_line(line)
-    except _NotPlainLine:  # "Response: Follows" after the first line of a message
-        return _line_to_header(line.decode("utf-8", "replace"))
+    except _NotPlainLine:  # a bare-LF line, or "Response: Follows" past the first line
+        return _line_to_header((line[:-1] if line[-1:] == b"\r" else line).decode("utf-8",
+                                                                                  "replace"))
 
 
 #: ast_skip_blanks() skips every byte below 0x21 (include/asterisk/strings.h).
