@@ -1006,3 +1006,22 @@ def test_queuestatus_puts_actionid_last_and_filters_members(pbx: PBX) -> None:
     assert items[0][-1] == ("ActionID", "m")
     nobody = run(pbx, "QueueStatus", ("Member", "PJSIP/1001"))
     assert nobody.messages is not None and len(nobody.messages) == 2
+
+
+def test_originate_takes_a_numeric_priority_as_it_is(pbx: PBX) -> None:
+    headers = (("Channel", "Local/1000@internal"), ("Exten", "1000"), ("Context", "internal"))
+    assert run(pbx, "Originate", *headers, ("Priority", "-1")).first["Message"] == (
+        "Extension does not exist."
+    )
+    assert run(pbx, "Originate", *headers, ("Priority", "0")).first["Message"] == (
+        "Originate with 'Exten' requires 'Context' and 'Priority'"
+    )
+
+
+def test_channels_are_found_in_any_case_or_by_uniqueid(pbx: PBX, clock: ManualClock) -> None:
+    originate_and_wait(pbx, clock, ("Channel", "Local/9999@internal"), ("Application", "Echo"))
+    two = next(c for c in pbx.channels() if c.name.endswith(";2"))
+    assert run(pbx, "GetVar", ("Channel", two.name.upper()), ("Variable", "CHANNEL(name)")).first[
+        "Value"
+    ] == (two.name)
+    assert run(pbx, "Hangup", ("Channel", two.uniqueid)).first["Message"] == "Channel Hungup"

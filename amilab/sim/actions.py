@@ -178,7 +178,10 @@ def _find_channel(pbx: PBX, name: str) -> Channel | None:
     """ast_channel_get_by_name: the channel of that name (any case), or with that Uniqueid."""
     channel = pbx.find_channel(name)
     if channel is None:
-        channel = next((c for c in pbx.channels() if c.uniqueid == name), None)
+        lowered = name.lower()
+        channel = next(
+            (c for c in pbx.channels() if c.name.lower() == lowered or c.uniqueid == name), None
+        )
     return channel
 
 
@@ -423,8 +426,8 @@ def hangup(call: ActionCall) -> None:
 
 
 def _priority(text: str) -> int:
-    """A numeric priority; -1 for anything else, as ast_findlabel_extension
-    answers for a label the lab dialplan does not have."""
+    """Redirect's priority: the number, or -1 for anything else, as
+    ast_findlabel_extension answers for a label the lab dialplan does not have."""
     number = _leading_int(text)
     return -1 if number is None else number
 
@@ -585,10 +588,13 @@ def originate(call: ActionCall) -> None:
         return
     pi = 0
     if priority:
-        pi = _priority(priority)
-        if pi < 1:
+        # A number is taken as it is (even 0 or negative); anything else must
+        # be a label, and the lab dialplan has none (ast_findlabel_extension).
+        number = _leading_int(priority)
+        if number is None:
             _error(call, "Invalid priority")
             return
+        pi = number
     timeout_ms = 30000
     if timeout:
         parsed = _leading_int(timeout)

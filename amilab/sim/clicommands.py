@@ -187,8 +187,9 @@ def _best_match(words: Sequence[str]) -> list[str]:
     return best
 
 
-def _usage(invocation: _Invocation, entry_words: str) -> CliResult:
-    entry = next(e for e in _COMMANDS if e.words == tuple(entry_words.split()))
+def _usage(command: str) -> CliResult:
+    """The command's usage text, as the CLI prints it for CLI_SHOWUSAGE (a failure)."""
+    entry = next(e for e in _COMMANDS if e.words == tuple(command.split()))
     return CliResult(entry.usage, success=False)
 
 
@@ -207,7 +208,7 @@ def _bang(invocation: _Invocation) -> CliResult:
 )
 def _core_show_version(invocation: _Invocation) -> CliResult:
     if invocation.args:
-        return _usage(invocation, "core show version")
+        return _usage("core show version")
     return CliResult(VERSION_LINE + "\n")
 
 
@@ -231,7 +232,7 @@ def _ess(count: int) -> str:
 def _core_show_channels(invocation: _Invocation) -> CliResult:
     args = [arg.lower() for arg in invocation.args]
     if args not in ([], ["count"]):
-        return _usage(invocation, "core show channels")
+        return _usage("core show channels")
     pbx = invocation.pbx
     lines = []
     with pbx.lock:
@@ -289,7 +290,7 @@ def _uptime_text(seconds: int) -> str:
 def _core_show_uptime(invocation: _Invocation) -> CliResult:
     args = [arg.lower() for arg in invocation.args]
     if args not in ([], ["seconds"]):
-        return _usage(invocation, "core show uptime")
+        return _usage("core show uptime")
     pbx = invocation.pbx
     uptime, reload = pbx.uptime_seconds(), pbx.last_reload_seconds()
     if args:
@@ -343,7 +344,7 @@ def _extension_sort_key(exten: str) -> tuple[int, str]:
 )
 def _dialplan_show(invocation: _Invocation) -> CliResult:
     if len(invocation.args) > 1:
-        return _usage(invocation, "dialplan show")
+        return _usage("dialplan show")
     wanted_exten, wanted_context = None, None
     if invocation.args:
         target = invocation.args[0]
@@ -378,10 +379,6 @@ def _dialplan_show(invocation: _Invocation) -> CliResult:
                 priorities += 1
         out.append("\n")
     if wanted_context is not None and contexts == 0:
-        if wanted_exten is not None:
-            return CliResult(
-                f"There is no existence of '{wanted_context}' context\n", success=False
-            )
         return CliResult(f"There is no existence of '{wanted_context}' context\n", success=False)
     if wanted_exten is not None and not exten_seen:
         where = f"{wanted_exten}@{wanted_context}" if wanted_context else wanted_exten
@@ -438,7 +435,7 @@ def _contact_row(indent: str, contact: Contact) -> str:
 )
 def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
     if invocation.args:
-        return _usage(invocation, "pjsip show endpoints")
+        return _usage("pjsip show endpoints")
     pbx = invocation.pbx
     with pbx.lock:
         endpoints = pbx.endpoints()
@@ -469,7 +466,7 @@ def _pjsip_show_endpoints(invocation: _Invocation) -> CliResult:
 )
 def _pjsip_show_contacts(invocation: _Invocation) -> CliResult:
     if invocation.args:
-        return _usage(invocation, "pjsip show contacts")
+        return _usage("pjsip show contacts")
     pbx = invocation.pbx
     with pbx.lock:
         contacts = pbx.contacts()
