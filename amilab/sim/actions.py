@@ -291,18 +291,10 @@ def command(call: ActionCall) -> None:
         result = clicommands.CliResult(output, success=not output.startswith("Usage:"))
     else:
         result = clicommands.run(line, call.pbx, call.manager)
+    # One Output header per line; the CLI's final newline ends the last line.
     text = result.output[:-1] if result.output.endswith("\n") else result.output
-    outputs = [("Output", line) for line in text.split("\n")]
-    call.reply(
-        [
-            [
-                *_response(
-                    call, "Success" if result.success else "Error", "Command output follows"
-                ),
-                *outputs,
-            ]
-        ]
-    )
+    head = _response(call, "Success" if result.success else "Error", "Command output follows")
+    call.reply([[*head, *(("Output", output) for output in text.split("\n"))]])
 
 
 @_action("Reload", classes.CONFIG | classes.SYSTEM, "Send a reload event.")
