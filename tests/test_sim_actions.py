@@ -10,13 +10,14 @@ between any two runs (times, dates, unique ids, channel sequence numbers).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 
 import pytest
 
 from amilab.protocol import Message, Parser, encode_action
 from amilab.sim import classes
-from amilab.sim.actions import ACTIONS, ActionCall, Caller
+from amilab.sim.actions import ACTIONS, ActionCall, Caller, parse_callerid
 from amilab.sim.clock import ManualClock
 from amilab.sim.pbx import PBX
 from amilab.sim.session import frame
@@ -236,8 +237,6 @@ def test_corestatus_matches_recording_with_and_without_actionid(pbx: PBX) -> Non
 
 
 def test_corestatus_dates_are_the_pbx_start_in_local_time(pbx: PBX, clock: ManualClock) -> None:
-    import time
-
     clock.advance(3600)
     answer = run(pbx, "CoreStatus").first
     started = time.localtime(pbx.started_at)
@@ -779,8 +778,6 @@ def test_originate_blacklist_lets_the_system_class_through(pbx: PBX, clock: Manu
 
 
 def test_callerid_parsing_follows_asterisk() -> None:
-    from amilab.sim.actions import parse_callerid
-
     assert parse_callerid('"Lab" <5551234>') == ("Lab", "5551234")
     assert parse_callerid("5551234") == ("", "5551234")
     assert parse_callerid("Reception") == ("Reception", "")
