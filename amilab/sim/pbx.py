@@ -51,7 +51,7 @@ _SYSTEM = classes.SYSTEM
 _AGENT = classes.AGENT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PbxEvent:
     """One AMI event: the session adds ``Event:``, ``Privilege:`` and ``Timestamp:``."""
 
@@ -1781,10 +1781,12 @@ class PBX:
         channel_id: str | None = None,
         on_done: Callable[[int, Channel | None], None] | None = None,
     ) -> None:
-        """Start an originate; later call ``on_done(reason, channel)`` (under the
-        lock, from the clock's thread): 4 answered, 3 no answer, 0 failure (no
+        """Start an originate and call ``on_done(reason, channel)`` once, under the
+        lock: 4 answered, 3 no answer, 1 hung up before answering, 0 failure (no
         such endpoint, not registered, unknown technology, Local extension
-        missing). Raises ValueError with Asterisk's text: "Invalid channel"
+        missing). Failures and phones answering come later from the clock's
+        thread; a Local channel whose dialplan answers at once (Local/9999,
+        Local/1000) reports 4 before ``originate`` returns. Raises ValueError with Asterisk's text: "Invalid channel"
         (no ``/``), "Extension does not exist." (Exten-style target missing).
 
         ``Local/<exten>@<context>`` creates the ``;1``/``;2`` pair of o_originate_events
@@ -1811,18 +1813,10 @@ class PBX:
         )
         with self.lock:
             self._check_open()
-            # Like Asterisk's originate thread, the work starts after the action returns.
-            self._later(
-                0.0,
-                self._originate_start,
-                record,
-                channel,
-                name,
-                num,
-                dict(variables or {}),
-                account,
-                channel_id,
-                timeout_ms,
+            # The channels appear at once (the AMI session holds their events until
+            # the action's reply is out); a failure is reported on the clock, later.
+            self._originate_start(
+                record, channel, name, num, dict(variables or {}), account, channel_id, timeout_ms
             )
 
     def _originate_start(
@@ -1852,7 +1846,7 @@ class PBX:
             if ep is not None and ep.contacts:
                 self._originate_pjsip(record, ep, cid_name, cid_num, variables, account, channel_id)
                 return
-        self._originate_failed(record, 0)
+        self._later(0.0, self._originate_failed, record, 0)
 
     def _originate_failed(self, record: _Originate, reason: int) -> None:
         if record.finished:
