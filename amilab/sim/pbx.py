@@ -1786,8 +1786,9 @@ class PBX:
         such endpoint, not registered, unknown technology, Local extension
         missing). Failures and phones answering come later from the clock's
         thread; a Local channel whose dialplan answers at once (Local/9999,
-        Local/1000) reports 4 before ``originate`` returns. Raises ValueError with Asterisk's text: "Invalid channel"
-        (no ``/``), "Extension does not exist." (Exten-style target missing).
+        Local/1000) reports 4 before ``originate`` returns. Raises ValueError with
+        Asterisk's text: "Invalid channel" (no ``/``), "Extension does not exist."
+        (Exten-style target missing).
 
         ``Local/<exten>@<context>`` creates the ``;1``/``;2`` pair of o_originate_events
         (LocalBridge, DialBegin without a caller, ``;2`` runs the dialplan, its
