@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
-    """Start ``python -m amilab serve`` and wait for the line saying where it listens."""
+    """Start ``python -m amilab serve`` and wait for the line saying where it listens
+    (the lines read so far are kept in ``process.seen``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "amilab", "serve", *args],
         cwd=ROOT,
@@ -32,19 +33,23 @@ def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
         lines.append(line)
         found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         if found:
+            process.seen = "".join(lines)  # type: ignore[attr-defined]
             return process, int(found[1])
     process.kill()
     raise AssertionError(f"serve never said where it listens: {lines} {process.stderr.read()}")
 
 
 def stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[int, str, str]:
+    """Send ``sig``; return the exit status, all of stdout and stderr."""
     process.send_signal(sig)
     try:
-        out, err = process.communicate(timeout=10)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
         raise
-    return process.returncode, out, err
+    with process:  # closes the pipes
+        out = process.seen + process.stdout.read()  # type: ignore[attr-defined]
+        return process.returncode, out, process.stderr.read()
 
 
 def test_serve_listens_on_loopback_works_with_nc_and_stops_on_ctrl_c():

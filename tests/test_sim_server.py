@@ -14,7 +14,9 @@ from amilab.client import AMIClient
 from amilab.errors import AuthenticationError
 from amilab.protocol import Message, Parser
 from amilab.sim import classes
+from amilab.sim.clock import ManualClock
 from amilab.sim.config import DEFAULT_MANAGER_CONF, ConfigError
+from amilab.sim.pbx import PBX
 from amilab.sim.server import DEFAULT_OUTPUT_LIMIT, SimulatedAsterisk
 from tests import transcripts
 from tests.test_sim_session import FAKE_ACTIONS, PARKED, FakePBX, normalise
@@ -24,7 +26,16 @@ FAST = 0.05  # failed-login pause in these tests (Asterisk: 1 s)
 
 @pytest.fixture
 def sim():
+    """The server with a fake PBX and fake actions, for the manager's own edge cases."""
     with SimulatedAsterisk(pbx=FakePBX(), actions=FAKE_ACTIONS, failed_login_delay=FAST) as server:
+        yield server
+
+
+@pytest.fixture
+def lab():
+    """The whole simulator: the real PBX and actions, on a manual clock that starts
+    at the recordings' date, so nothing happens until a test advances it."""
+    with SimulatedAsterisk(pbx=PBX(clock=ManualClock()), failed_login_delay=FAST) as server:
         yield server
 
 
@@ -88,28 +99,42 @@ def connected(sim: SimulatedAsterisk) -> int:
 # -- the course, typed with nc (LF line endings) -----------------------------------------------
 
 
-def test_course_steps_4_to_8_typed_with_nc(sim):
-    nc = Raw(sim)
+def test_course_steps_4_to_8_typed_with_nc(lab):
+    nc = Raw(lab)
     assert nc.sock.recv(100) == b"Asterisk Call Manager/11.0.0\r\n"  # Step 4
     nc.send(b"Action: Login\nUsername: admin\nSecret: mysecretpassword\n\n")  # Step 5
     expected = (
         b"Response: Success\r\nMessage: Authentication accepted\r\n\r\n"
-        b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 4\r\nLastReload: 4\r\nStatus: Fully Booted\r\n\r\n"
+        b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 0\r\nLastReload: 0\r\n"
+        b"Status: Fully Booted\r\n\r\n"
     )
     nc.read(2)
     assert bytes(nc.received) == expected
     nc.send(b"Action: CoreStatus\nActionID: my-request-123\n\n")  # Step 6
-    assert nc.read()[0].action_id == "my-request-123"
+    (status,) = nc.read()
+    assert status.action_id == "my-request-123" and status["CoreCurrentCalls"] == "0"
+    nc.send(b"Action: PJSIPShowEndpoints\n\n")
+    listing = nc.read(5)  # the ack, 1001-1003, EndpointListComplete
+    assert [m.name for m in listing] == [
+        "Success",
+        "EndpointList",
+        "EndpointList",
+        "EndpointList",
+        "EndpointListComplete",
+    ]
+    assert "Privilege" not in listing[1]  # list items carry none
     nc.send(b"Action: Events\nEventMask: off\n\n")  # Step 7
     assert nc.read()[0]["Events"] == "Off"
     nc.send(b"Action: Events\nEventMask: system,call\n\n")
     assert nc.read()[0]["Events"] == "On"
-    sim.pbx.emit("Newchannel", classes.CALL, ("Channel", "PJSIP/1001-00000001"))
-    assert nc.read()[0]["Privilege"] == "call,all"
+    lab.pbx.register("1001")  # Demo 1: a softphone registers
+    first = nc.read()[0]
+    assert first["Privilege"] == "system,all" and first.name in ("PeerStatus", "ContactStatus")
     nc.received.clear()
+    nc.pending.clear()
     nc.send(b"Action: Logoff\n\n")  # Step 8
-    assert (
-        nc.read_until_closed() == b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n"
+    assert nc.read_until_closed().endswith(
+        b"Response: Goodbye\r\nMessage: Thanks for all the fish.\r\n\r\n"
     )
 
 
@@ -118,17 +143,26 @@ def test_course_steps_4_to_8_typed_with_nc(sim):
     [
         ("a_banner_login_fullybooted", 0),
         ("b_login_wrong_secret", 0),
+        ("b_login_wrong_secret", 1),
+        ("b_login_wrong_secret", 2),
+        ("c_monitor_permissions", 0),
         ("d_action_before_login", 0),
+        ("e_corestatus_actionid", 0),
+        ("f_coresettings", 0),
+        ("j_ping", 0),
         ("k_events", 0),
+        ("l_unknown_action", 0),
         ("m_no_action_header", 0),
+        ("q_reload", 0),
+        ("r_queuestatus", 0),
         ("u_logoff", 0),
         ("u_logoff", 1),
         ("v_lf_only", 0),
     ],
 )
-def test_recorded_sessions_over_tcp(sim, name, index):
+def test_recorded_sessions_over_tcp_match_asterisk_22(lab, name, index):
     recording = transcripts.connection(name, index)
-    client = Raw(sim)
+    client = Raw(lab)
     expected = normalise(recording.received())
     for step in recording.steps:
         if step.direction == "send":
@@ -136,13 +170,42 @@ def test_recorded_sessions_over_tcp(sim, name, index):
     if recording.server_closed:
         ours = client.read_until_closed()
     else:
-        client.sock.settimeout(0.5)
         while len(normalise(bytes(client.received))) < len(expected):
             data = client.sock.recv(65536)
-            assert data
+            assert data, "server closed early"
             client.received += data
         ours = bytes(client.received)
     assert normalise(ours) == expected
+
+
+def test_listcommands_lines_match_the_recording(lab):
+    recorded = {}
+    for line in transcripts.connection("s_listcommands").received().split(b"\r\n"):
+        name, _, text = line.decode().partition(": ")
+        if "(Priv: " in text:
+            recorded[name] = text
+    client = Raw(lab)
+    client.login()
+    client.send(b"Action: ListCommands\n\n")
+    (reply,) = client.read()
+    ours = dict(reply.headers[1:])
+    common = sorted(set(ours) & set(recorded))
+    assert {"Challenge", "Command", "CoreSettings"} <= set(common)
+    assert {name: ours[name] for name in common} == {name: recorded[name] for name in common}
+
+
+def test_a_synchronous_originate_holds_the_events_until_it_answers(lab):
+    client = Raw(lab)
+    client.login()
+    client.send(
+        b"Action: Originate\nChannel: Local/1000@internal\nApplication: Wait\nData: 1\n"
+        b"ActionID: sync\n\nAction: Ping\nActionID: after\n\n"
+    )
+    wait_for(lambda: lab.pbx.clock.pending() > 0)  # the Originate is running, unanswered
+    lab.pbx.clock.advance(5)  # the PBX runs the call's steps from this thread
+    names = [(m.name, m.action_id) for m in client.read(4)]
+    assert names[0] == ("Success", "sync")  # the reply first: the events waited for it
+    assert ("Newchannel", None) in names[1:]
 
 
 def test_failed_login_closes_the_connection(sim):
@@ -153,13 +216,34 @@ def test_failed_login_closes_the_connection(sim):
     )
 
 
-def test_amiclient_logs_in_and_gets_events(sim):
-    with AMIClient(sim.host, sim.port, timeout=5) as ami:
+def test_amiclient_logs_in_and_gets_events(lab):
+    with AMIClient(lab.host, lab.port, timeout=5) as ami:
         ami.login("admin", "mysecretpassword")
         assert ami.ping()["Ping"] == "Pong"
-        sim.pbx.emit("Hangup", classes.CALL, ("Cause", "16"))
-        names = {ami.next_event(timeout=5).name for _ in range(2)}
-        assert names == {"FullyBooted", "Hangup"}
+        assert ami.next_event(timeout=5).name == "FullyBooted"
+        lab.pbx.register("1002")
+        assert ami.next_event(timeout=5)["Privilege"] == "system,all"
+
+
+def test_manager_cli_commands_through_the_command_action(lab):
+    with AMIClient(lab.host, lab.port, timeout=5) as ami:
+        ami.login("admin", "mysecretpassword")
+        text = ami.command("manager show user admin")
+        assert "secret: <Set>" in text and "mysecretpassword" not in text
+        assert "1 users connected." in ami.command("manager show connected")
+
+
+def test_reload_module_manager_rereads_the_file(tmp_path):
+    path = tmp_path / "manager.conf"
+    path.write_text(DEFAULT_MANAGER_CONF)
+    with SimulatedAsterisk(path, pbx=PBX(clock=ManualClock())) as lab:
+        admin = Raw(lab)
+        admin.login()
+        path.write_text(DEFAULT_MANAGER_CONF + "\n[student]\nsecret = s\nread = call\n")
+        admin.send(b"Action: Reload\nModule: manager\n\n")
+        reply, event = admin.read(2)
+        assert reply["Message"] == "Module Reloaded" and event["Module"] == "manager"
+        Raw(lab).login("student", "s", booted=False)
 
 
 def test_amiclient_login_failure_raises(sim):

@@ -10,11 +10,13 @@ cleanly with exit status 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,11 @@ def _fail(message: str, status: int) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run until Ctrl-C or SIGTERM; returns the exit status."""
+    with _stop_signals() as stop:
+        return _serve(args, stop)
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
@@ -120,7 +127,8 @@ def serve_command(args: argparse.Namespace) -> int:
         )
         print(f"Try it:  nc {_nc_host(sim.host)} {sim.port}")
         print("Press Ctrl-C to stop.", flush=True)
-        _wait_for_stop()
+        while not stop.wait(0.5):
+            pass
     print("Stopped.", flush=True)
     return 0
 
@@ -158,18 +166,18 @@ def _nc_host(host: str) -> str:
     return host
 
 
-def _wait_for_stop() -> None:
-    """Block until SIGINT or SIGTERM (handlers only exist in the main thread)."""
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM while the block runs. Signal
+    handlers only exist in the main thread; elsewhere the event is never set."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        stop.wait()
+        yield stop
         return
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -33,6 +33,7 @@ from typing import Any
 from amilab.sim import classes
 from amilab.sim.actions import ACTIONS, ActionSpec
 from amilab.sim.config import DEFAULT_MANAGER_CONF, ConfigError, ManagerConfig, parse_manager_conf
+from amilab.sim.pbx import PBX
 from amilab.sim.session import FAILED_LOGIN_DELAY, Session, render_event
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class _ManagerServer:
         self._timer_order = itertools.count()
         self._touched: set[_Connection] = set()
         self._blocked: set[_Connection] = set()
+        self._paused: set[_Connection] = set()
         self._inbox: list[Callable[[], None]] = []
         self._inbox_lock = threading.Lock()
         self._wake_pending = False
@@ -462,6 +464,7 @@ class _ManagerServer:
         """Write what the sessions produced, drop clients that stopped reading,
         and keep each socket registered for exactly what it needs."""
         now = time.monotonic()
+        self._touched.update(c for c in self._paused if c.session.accepting_input)
         touched, self._touched = self._touched, set()
         for conn in touched | self._blocked:
             if self._connections.get(conn.session) is conn:
@@ -505,7 +508,12 @@ class _ManagerServer:
         self._register(conn)
 
     def _register(self, conn: _Connection) -> None:
-        reading = conn.session.accepting_input and not conn.end_of_input and not conn.closing
+        open_for_input = not conn.end_of_input and not conn.closing
+        reading = open_for_input and conn.session.accepting_input
+        if open_for_input and not reading:
+            self._paused.add(conn)  # an action is running: read again once it is answered
+        else:
+            self._paused.discard(conn)
         mask = (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if conn.out else 0)
         if mask == conn.mask:
             return
@@ -539,6 +547,7 @@ class _ManagerServer:
             self._unauthenticated -= 1
         self._blocked.discard(conn)
         self._touched.discard(conn)
+        self._paused.discard(conn)
         if conn.mask:
             self._selector.unregister(conn.sock)
             conn.mask = 0
@@ -590,7 +599,7 @@ class SimulatedAsterisk:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        pbx: Any = None,
+        pbx: PBX | None = None,
         actions: Mapping[str, ActionSpec] | None = None,
         failed_login_delay: float = FAILED_LOGIN_DELAY,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
@@ -602,11 +611,7 @@ class SimulatedAsterisk:
                 "connections; add that line"
             )
         self._owns_pbx = pbx is None
-        if pbx is None:
-            from amilab.sim.pbx import PBX  # INTERIM: top-level import once pbx.py lands
-
-            pbx = PBX()
-        self.pbx = pbx
+        self.pbx = PBX() if pbx is None else pbx
         self._closed = False
         try:
             self._server = _ManagerServer(

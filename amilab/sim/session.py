@@ -410,10 +410,18 @@ class Session:
             self._dispatch_thread = None
 
     def _finish_action(self, messages: list[list[tuple[str, str]]]) -> None:
+        """Write the reply; the session stays busy one more turn of the host's
+        queue, so the events the action raised (queued behind it) still go out
+        before the next request runs, as Asterisk flushes events after each action."""
         if self._closed:
             return
         for pairs in messages:
             self._write(pairs)
+        self._host.call_soon_threadsafe(self._resume)
+
+    def _resume(self) -> None:
+        if self._closed:
+            return
         self._busy = False
         held, self._held, self._held_bytes = self._held, [], 0
         for data in held:
