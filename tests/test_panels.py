@@ -18,7 +18,7 @@ import pytest
 from amilab import AMIClient
 from amilab.panels import ActionPanel, ConnectionPanel, EventStreamPanel, PhonePanel
 from amilab.panels.actions import ACTION_FIELDS
-from amilab.panels.redraw import DATA_RATE_BUDGET
+from amilab.panels.redraw import DATA_RATE_BUDGET, RedrawLoop
 from amilab.protocol import Message
 from amilab.sim.clock import ManualClock as PbxClock
 from amilab.sim.pbx import PBX
@@ -285,6 +285,30 @@ def test_the_panel_stops_by_itself_when_the_connection_ends(panel, client, clock
     assert client.callbacks == []
     assert panel.status.startswith("stopped: the connection ended")
     assert panel.status_is_error
+
+
+def test_a_filter_change_after_the_connection_ended_says_the_stream_stopped(client, clock):
+    panel = EventStreamPanel(client, interval=0.2, clock=clock)  # its clock stands still
+    client.emit(newchannel(1))
+    client.closed = True
+    panel.set_filter("Newchannel")
+    assert panel.status.startswith("stopped: the connection ended")
+    assert not panel.running and client.callbacks == []
+    assert wait_for(lambda: not any(t.name == "amilab-event-panel redraw"
+                                    for t in threading.enumerate()))
+    panel.close()
+
+
+def test_a_draw_may_end_its_loop_while_the_thread_waits_for_the_draw_lock():
+    def draw() -> None:
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(0.05)  # meanwhile the thread wakes and waits for the lock
+            loop.stop_soon()
+
+    loop = RedrawLoop(draw, interval=0.001, clock=ManualClock(), name="test redraw")
+    loop.start()
+    loop.draw_now()
+    assert wait_for(lambda: not loop.running)
 
 
 def test_the_event_panel_never_prints(client, capfd):

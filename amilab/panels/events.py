@@ -239,7 +239,7 @@ class EventStreamPanel(Panel):
         bytes sent, or None when nothing changed."""
         if self._remove is not None and getattr(self._client, "closed", False):
             self._stop_listening()
-            self._loop.stop()  # this thread ends after this draw
+            self._loop.stop_soon()
             self._ended = True
         rate = round(self._log.events_per_second(RATE_WINDOW), 1) if self.running else 0.0
         key = (self._log.appended, self._view_version, rate, self.running)

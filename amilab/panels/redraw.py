@@ -76,8 +76,14 @@ class RedrawLoop:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
+    def stop_soon(self) -> None:
+        """Ask the thread to end after its current draw, without waiting: safe
+        from inside ``draw()``, which runs under the lock the thread may wait for."""
+        self._stopping.set()
+
     def stop(self) -> None:
-        """Stop the thread and wait for it (at once when called from the thread itself)."""
+        """Stop the thread and wait for it (at once when called from the thread itself).
+        Never call it from inside ``draw()``: use :meth:`stop_soon`."""
         self._stopping.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
