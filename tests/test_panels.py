@@ -503,6 +503,9 @@ def test_connection_panel_connects_logs_in_and_logs_off_like_steps_4_5_and_8(rep
                             "'Asterisk Call Manager/11.0.0'. Not logged in yet.")
     assert panel.login() is client and panel.logged_in
     assert panel.status == f"Logged in as admin: Asterisk at {client.address}."
+    assert panel.frame().iloc[0].to_dict() == {
+        "Host": server.host, "Port": server.port, "Username": "admin", "Server": "asterisk",
+        "Address": client.address, "Banner": "Asterisk Call Manager/11.0.0", "LoggedIn": True}
     panel.logoff()
     assert panel.status == "Logged off: Response: Goodbye, Message: Thanks for all the fish."
     assert panel.client is None and client.closed
@@ -543,6 +546,7 @@ def assert_secret_only_in_password_field(panel, secret: str) -> None:
             state.pop("value")
         assert secret not in repr(state), f"{type(widget).__name__} holds the secret"
     assert secret not in panel.status
+    assert secret not in panel.frame().to_string()
 
 
 def test_a_server_that_is_not_ami_is_an_error_not_a_reason_to_fall_back():

@@ -8,6 +8,7 @@ tests read :attr:`Panel.status` and the panel's ``frame()`` without a browser.
 from __future__ import annotations
 
 import logging
+from html import escape
 from typing import Any
 
 import ipywidgets as widgets
@@ -43,8 +44,10 @@ class Panel:
     css_class = ""
 
     def __init__(self) -> None:
-        self._status = widgets.Label(value="")
+        # an HTML widget, not a Label: a Label cuts a long line short with "…"
+        self._status = widgets.HTML(value="")
         self._status.add_class(STATUS_CLASS)
+        self._status_text = ""
 
     def _root(self, *children: widgets.Widget) -> widgets.VBox:
         box = widgets.VBox([widgets.HTML(PANEL_CSS), *children, self._status])
@@ -60,7 +63,7 @@ class Panel:
     @property
     def status(self) -> str:
         """The text of the status line, exactly as shown."""
-        return self._status.value
+        return self._status_text
 
     @property
     def status_is_error(self) -> bool:
@@ -68,7 +71,8 @@ class Panel:
         return ERROR_CLASS in self._status._dom_classes
 
     def _set_status(self, text: str, *, error: bool = False) -> None:
-        self._status.value = text
+        self._status_text = text
+        self._status.value = escape(text, quote=False)
         if error:
             self._status.add_class(ERROR_CLASS)
         else:

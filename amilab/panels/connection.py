@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 import ipywidgets as widgets
+import pandas as pd
 
 from amilab.connect import COURSE_USERNAME, DEFAULT_AMI_PORT, LabClient
 from amilab.errors import AMIError, ConnectionLost
@@ -115,6 +116,23 @@ class ConnectionPanel(Panel):
     def logged_in(self) -> bool:
         client = self.client
         return client is not None and client.username is not None
+
+    def frame(self) -> pd.DataFrame:
+        """The connection as one row: the form's ``Host``, ``Port`` and
+        ``Username``; then ``Server`` ("asterisk", "simulated" or "" when not
+        connected), the ``Address`` actually connected to, the ``Banner`` and
+        ``LoggedIn``. Never the secret."""
+        client = self.client
+        row = {
+            "Host": self._host.value,
+            "Port": self._port.value,
+            "Username": self._username.value,
+            "Server": client.server_kind if client is not None else "",
+            "Address": client.address if client is not None else "",
+            "Banner": (client.banner or "") if client is not None else "",
+            "LoggedIn": self.logged_in,
+        }
+        return pd.DataFrame([row]).astype({"Port": "int64", "LoggedIn": "bool"})
 
     # -- the buttons ----------------------------------------------------------------
 

@@ -256,7 +256,7 @@ class EventStreamPanel(Panel):
             ("Event", "count"), ((name, f"{n:,}") for name, n in self._shown_counts),
             "amilab-counts",
         )
-        self._set_status(self._status_text(rate), error=self._ended)
+        self._set_status(self._describe(rate), error=self._ended)
         return len(self._table.value) + len(self._counts_html.value) + len(self.status)
 
     def _newest_matching(self, items: list[tuple[float, Message]]) -> list[_Row]:
@@ -274,7 +274,7 @@ class EventStreamPanel(Panel):
                 break
         return rows
 
-    def _status_text(self, rate: float) -> str:
+    def _describe(self, rate: float) -> str:
         log = self._log
         if self._ended:
             state = "stopped: the connection ended"

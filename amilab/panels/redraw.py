@@ -3,10 +3,10 @@
 Events may arrive 20,000 times a second; a widget must not be updated that
 often: Jupyter Server drops iopub messages above its rate limits, and a panel
 updated once per event was measured freezing on a stale value at 5,000
-events/s. So a reader thread
-only appends to a ring, and one :class:`RedrawLoop` thread per panel redraws
-from the ring at most once per ``interval``, and less often when a redraw
-sends so many bytes that ``interval`` would break the data budget.
+events/s. So a reader thread only appends to a ring, and one
+:class:`RedrawLoop` thread per panel redraws from the ring at most once per
+``interval``, and less often when a redraw sends so many bytes that
+``interval`` would break the data budget.
 """
 
 from __future__ import annotations
