@@ -5,6 +5,8 @@ The map, left to right: socket bytes → :mod:`amilab.protocol` (sans-IO parser)
 (ipywidgets). :mod:`amilab.sim` is a simulated Asterisk 22 built on the same parser.
 """
 
+import logging
+
 from amilab.client import AMIClient, ListResult, TranscriptEntry
 from amilab.connect import connect
 from amilab.errors import (
@@ -33,3 +35,8 @@ __all__ = [
     "encode_action",
 ]
 __version__ = "0.1.0"
+
+# A library logs; the application decides where it goes. Without this, Python's
+# last-resort handler would print amilab's warnings from background threads into
+# whichever notebook cell happens to be running.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -31,7 +31,8 @@ def _title(nb: dict) -> str:
 
 def _markdown_cell(text: str) -> dict:
     lines = text.splitlines(keepends=True)
-    return {"cell_type": "markdown", "metadata": {}, "source": lines}
+    # A fixed id: the cell is rewritten on every run, and nbformat wants one.
+    return {"cell_type": "markdown", "id": "navigation", "metadata": {}, "source": lines}
 
 
 def _nav_text(paths: list[Path], titles: list[str], i: int) -> str:
