@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: lab test clean
+.PHONY: lab test bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "amilab needs Python 3.11 or newer (pandas 3); this is " + sys.version.split()[0] + ". Try: make PYTHON=python3.11 ...")'
@@ -27,6 +27,16 @@ lab: $(VENV)/.installed-lab
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The parser benchmark (docs/benchmarks.md) runs in its own bench/.venv, so the
+# parsers it is compared with never become dependencies of amilab.
+bench/.venv/.installed: pyproject.toml bench/requirements.txt
+	test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	@touch $@
+
+bench: bench/.venv/.installed
+	bench/.venv/bin/python bench/parse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
