@@ -19,7 +19,7 @@ def no_ami_environment(monkeypatch):
 
 
 def sim_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("amilab-sim-ami")]
+    return [t for t in threading.enumerate() if t.name.startswith("amilab-sim")]
 
 
 def test_without_ami_host_it_logs_in_to_an_in_kernel_simulator_as_admin(capsys):
@@ -29,13 +29,14 @@ def test_without_ami_host_it_logs_in_to_an_in_kernel_simulator_as_admin(capsys):
         assert client.server_kind == "simulated" and client.simulator is not None
         assert client.username == "admin"
         assert client.ping()["Ping"] == "Pong"
+        client.simulator.pbx.register("1001")  # the PBX's clock thread starts: it must stop too
         line = capsys.readouterr().out
         assert line.count("\n") == 1 and "simulated Asterisk 22" in line and "as admin" in line
         assert "mysecretpassword" not in line
         assert "simulated" in repr(client)
     finally:
         client.close()
-    assert client.simulator._closed
+    assert client.simulator.closed
     assert not sim_threads()
 
 

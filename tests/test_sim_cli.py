@@ -91,6 +91,23 @@ def test_serve_stops_cleanly_on_sigterm_and_reads_the_config_file(tmp_path):
     assert "course's users" not in out
 
 
+def test_serve_with_traffic_makes_calls_happen():
+    process, port = start_serve("--port", "0", "--traffic", "20")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as nc:
+            nc.recv(100)
+            nc.sendall(b"Action: Login\nUsername: admin\nSecret: mysecretpassword\n\n")
+            seen = b""
+            while b"Event: Newchannel\r\n" not in seen:
+                data = nc.recv(65536)
+                assert data
+                seen += data
+    finally:
+        status, out, err = stop(process)
+    assert status == 0 and "Traceback" not in err
+    assert "20 new calls per second" in out
+
+
 def test_serve_refuses_a_missing_or_broken_config(tmp_path, capsys):
     assert main(["serve", "--config", str(tmp_path / "nope.conf")]) == 2
     assert "cannot read" in capsys.readouterr().err

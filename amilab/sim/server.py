@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from amilab.sim import classes
-from amilab.sim.actions import ACTIONS, ActionSpec
+from amilab.sim.actions import ACTIONS, ActionSpec, ManagerView
 from amilab.sim.config import DEFAULT_MANAGER_CONF, ConfigError, ManagerConfig, parse_manager_conf
 from amilab.sim.pbx import PBX
 from amilab.sim.session import FAILED_LOGIN_DELAY, Session, render_event
@@ -88,7 +88,7 @@ class _ManagerServer:
         config: ManagerConfig,
         host: str,
         port: int,
-        pbx: Any,
+        pbx: PBX,
         actions: Mapping[str, ActionSpec],
         failed_login_delay: float,
         output_limit: int,
@@ -639,16 +639,20 @@ class SimulatedAsterisk:
         return self._server.config
 
     @property
-    def manager(self) -> _ManagerServer:
+    def manager(self) -> ManagerView:
         """The manager side as the PBX's actions see it: ``run_cli("manager show
         connected")`` and friends, ``reload()``."""
         return self._server
 
     def reload(self, text: str | None = None) -> None:
         """Load new manager.conf text (or re-read the current source) like
-        ``manager reload``. Raises ConfigError and keeps the old configuration
-        when the text cannot be used."""
+        ``manager reload``. Raises ConfigError (OSError for an unreadable file)
+        and keeps the old configuration when the text cannot be used."""
         self._server.apply(self._server.source if text is None else text)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Disconnect every client, stop the listener and join its thread."""
