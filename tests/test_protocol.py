@@ -601,7 +601,8 @@ def feed_counting(parser: Parser, stream: bytes, chunk: int) -> tuple[list[Messa
 FOUR_MIB = 4 * 1024 * 1024
 
 
-@pytest.mark.parametrize("shape", ["many lines", "one long line", "legacy output"])
+@pytest.mark.parametrize("shape", ["many lines", "one long line", "long first line",
+                                   "legacy output"])
 def test_a_4_mib_message_fed_in_small_chunks_is_searched_a_bounded_number_of_times(shape):
     if shape == "many lines":
         lines = range(FOUR_MIB // 40)
@@ -609,6 +610,8 @@ def test_a_4_mib_message_fed_in_small_chunks_is_searched_a_bounded_number_of_tim
         stream = BANNER + b"Response: Success\r\n" + body + b"\r\n"
     elif shape == "one long line":
         stream = BANNER + b"Event: Big\r\nData: " + b"x" * FOUR_MIB + b"\r\n\r\n"
+    elif shape == "long first line":
+        stream = BANNER + b"Event: " + b"x" * FOUR_MIB + b"\r\n\r\n"
     else:
         lines = range(FOUR_MIB // 30)
         body = b"".join(b"line %07d of legacy output\n" % i for i in lines)
