@@ -117,6 +117,17 @@ def test_event_panel_shows_the_newest_event_on_top_with_every_header(panel, clie
     assert "sip:1001@127.0.0.1:51005" in table
 
 
+def test_details_start_with_the_events_own_headers_then_the_channel_snapshot(
+        panel, client, clock):
+    client.emit(event("VarSet", "dialplan,all", Channel="PJSIP/1001-00000008",
+                      ChannelState="6", ChannelStateDesc="Up", Linkedid="1795749616.8",
+                      Variable="DIALSTATUS", Value="ANSWER"))
+    redraw_now(panel, clock)
+    assert panel.frame().iloc[0]["Details"] == (
+        "Variable: DIALSTATUS · Value: ANSWER · ChannelState: 6 · ChannelStateDesc: Up · "
+        "Linkedid: 1795749616.8")
+
+
 def test_event_panel_escapes_header_values_in_its_html(panel, client, clock):
     client.emit(event("UserEvent", "user,all", Body="<script>alert(1)</script> & co"))
     redraw_now(panel, clock)
@@ -587,8 +598,10 @@ def test_connection_panel_falls_back_to_the_simulator_when_nothing_answers():
         assert client is not None and client.server_kind == "simulated"
         assert panel.simulator is client.simulator is not None
         assert panel.logged_in and not panel.status_is_error
-        assert panel.status == (f"Logged in as admin: simulated Asterisk 22 in this kernel at "
-                                f"{client.address}.")
+        assert panel.status == (
+            f"Nothing answered at 127.0.0.1:{free_port} (connection refused), so this panel "
+            "started a simulated Asterisk 22 inside this kernel. Logged in as admin: simulated "
+            f"Asterisk 22 in this kernel at {client.address}.")
         panel.logoff()
         assert client.simulator._closed  # logging off stops the simulator it started
     finally:

@@ -135,10 +135,15 @@ class ActionPanel(Panel):
             "ends with \\r\\n; a blank line ends a message.</small>"
         )
         self._widget = self._root(
+            widgets.HBox([self._action, self._send_button]),
+            self._form,
+            self._action_id,
+            note,
             widgets.HBox([
-                widgets.VBox([self._action, self._form, self._action_id, self._send_button, note]),
-                widgets.VBox([widgets.HTML("<b>On the wire</b>"), self._raw]),
-                widgets.VBox([widgets.HTML("<b>Parsed response</b>"), self._response]),
+                widgets.VBox([widgets.HTML("<b>On the wire</b>"), self._raw],
+                             layout=widgets.Layout(flex="1 1 50%")),
+                widgets.VBox([widgets.HTML("<b>Parsed response</b>"), self._response],
+                             layout=widgets.Layout(flex="1 1 50%")),
             ]),
             self._items,
         )
@@ -234,8 +239,8 @@ class ActionPanel(Panel):
                     else "(the request is no longer in the client's transcript)\n\n")
         self._raw_text = sent + received
         self._raw.value = (
-            f'<pre><span class="amilab-sent">{escape(sent, quote=False)}</span>'
-            f"{escape(received, quote=False)}</pre>"
+            f'<div class="amilab-scroll"><pre><span class="amilab-sent">'
+            f"{escape(sent, quote=False)}</span>{escape(received, quote=False)}</pre></div>"
         )
         self._response.value = frame_table(self._response_frame, "amilab-response-table")
         self._items.value = (

@@ -24,9 +24,9 @@ PANEL_CSS = """<style>
 .amilab-panel table { border-collapse: collapse; font-family: var(--jp-code-font-family, monospace);
   font-size: var(--jp-code-font-size, 12px); }
 .amilab-panel th, .amilab-panel td { border-bottom: 1px solid var(--jp-border-color2, #ddd);
-  padding: 1px 8px 1px 0; text-align: left; vertical-align: top; white-space: nowrap; }
-.amilab-panel .amilab-scroll { max-height: 30em; overflow: auto; }
-.amilab-panel .amilab-wrap-last td:last-child { white-space: normal; min-width: 30em; }
+  padding: 1px 8px 1px 0; text-align: left; vertical-align: top; white-space: nowrap;
+  line-height: 1.4; }
+.amilab-panel .amilab-scroll { max-height: 36em; overflow: auto; }
 .amilab-panel .amilab-error { color: var(--jp-error-color1, #b00020); }
 .amilab-panel pre { margin: 0; font-size: var(--jp-code-font-size, 12px); }
 .amilab-panel .amilab-sent { color: var(--jp-info-color1, #0366d6); }

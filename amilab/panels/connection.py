@@ -62,6 +62,7 @@ class ConnectionPanel(Panel):
         super().__init__()
         self._timeout = timeout
         self._client: LabClient | None = None
+        self._fallback = ""  # why the client is on the simulator, repeated in every status
         self._busy = threading.Lock()
         self._host = widgets.Text(
             value=host or os.environ.get("AMI_HOST") or "127.0.0.1", description="Host"
@@ -160,6 +161,7 @@ class ConnectionPanel(Panel):
             self._set_status(str(err), error=True)
             return None
         self._client = client
+        self._fallback = fallback
         self._set_status(f"{fallback}Connected: {self._where(client)}, banner "
                          f"'{client.banner}'. Not logged in yet.")
         return client
@@ -187,7 +189,7 @@ class ConnectionPanel(Panel):
                         "the secret empty to log in with the user's own.")
             self._set_status(f"{err}.{hint}", error=True)
             return None
-        self._set_status(f"Logged in as {username}: {self._where(client)}.")
+        self._set_status(f"{self._fallback}Logged in as {username}: {self._where(client)}.")
         return client
 
     def logoff(self) -> None:

@@ -26,10 +26,19 @@ from amilab.protocol import Message
 from amilab.sim.classes import CLASSES
 
 #: The table's columns. ``Details`` holds every other header as
-#: ``Name: value`` pairs joined by :data:`DETAILS_SEPARATOR`, in wire order;
-#: the full tidy table of the held events is ``panel.log.to_frame()``.
+#: ``Name: value`` pairs joined by :data:`DETAILS_SEPARATOR`: the event's own
+#: headers first, then its channel snapshot (:data:`CHANNEL_SNAPSHOT`), each
+#: group in wire order, so that a VarSet row starts with its Variable and
+#: Value. The headers in wire order, as a tidy table: ``panel.log.to_frame()``.
 COLUMNS: tuple[str, ...] = ("Received", "Event", "Privilege", "Channel", "Details")
 DETAILS_SEPARATOR = " · "
+#: The channel snapshot every channel event carries after Channel, the same in
+#: dozens of events of one call (Asterisk 22 main/manager_channels.c).
+CHANNEL_SNAPSHOT = frozenset({
+    "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "ConnectedLineNum",
+    "ConnectedLineName", "Language", "AccountCode", "Context", "Exten", "Priority", "Uniqueid",
+    "Linkedid",
+})
 #: The events/s figure counts arrivals over this many seconds.
 RATE_WINDOW = 2.0
 #: The class filter's "no filter" choice.
@@ -115,13 +124,14 @@ class EventStreamPanel(Panel):
         self._class_box.add_class("amilab-event-class")
         self._pattern_box.observe(self._filter_changed, names="value")
         self._class_box.observe(self._filter_changed, names="value")
-        self._table = widgets.HTML()
+        # min_width 0 lets the table's box shrink to the notebook's width and scroll
+        self._table = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="0"))
         self._table.add_class("amilab-event-table")
-        self._counts_html = widgets.HTML()
+        self._counts_html = widgets.HTML(layout=widgets.Layout(flex="0 0 auto"))
         self._counts_html.add_class("amilab-event-counts")
         self._widget = self._root(
             widgets.HBox([self._toggle, self._clear, self._pattern_box, self._class_box]),
-            widgets.HBox([self._table, self._counts_html]),
+            widgets.HBox([self._counts_html, self._table]),  # the narrow counts first
         )
         if start:
             self.start()
@@ -249,8 +259,9 @@ class EventStreamPanel(Panel):
         self._shown = self._newest_matching(items)
         self._shown_counts = Counter(m.name or "" for _, m in items).most_common()
         self._drawn_key = key
-        table = html_table(COLUMNS, ((_clock_text(r[0]), *r[1:]) for r in self._shown),
-                           "amilab-events amilab-wrap-last")
+        table = html_table(("Received (UTC)", *COLUMNS[1:]),
+                           ((_clock_text(r[0]), *r[1:]) for r in self._shown),
+                           "amilab-events")
         self._table.value = f'<div class="amilab-scroll">{table}</div>'
         self._counts_html.value = html_table(
             ("Event", "count"), ((name, f"{n:,}") for name, n in self._shown_counts),
@@ -294,15 +305,16 @@ class EventStreamPanel(Panel):
 
 
 def _details(message: Message) -> str:
-    """Every header but the first Event, Privilege and Channel, as ``Name: value``."""
+    """Every header but the first Event, Privilege and Channel, as ``Name: value``:
+    the event's own first, then the channel snapshot."""
     seen: set[str] = set()
-    parts = []
+    own, snapshot = [], []
     for name, value in message.headers:
         if name in _SHOWN_ELSEWHERE and name not in seen:
             seen.add(name)
             continue
-        parts.append(f"{name}: {value}")
-    return DETAILS_SEPARATOR.join(parts)
+        (snapshot if name in CHANNEL_SNAPSHOT else own).append(f"{name}: {value}")
+    return DETAILS_SEPARATOR.join(own + snapshot)
 
 
 def _clock_text(when: float) -> str:
