@@ -3,6 +3,7 @@ clients, clients that stop reading, garbage, reload, and a clean shutdown."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -206,6 +207,21 @@ def test_a_synchronous_originate_holds_the_events_until_it_answers(lab):
     names = [(m.name, m.action_id) for m in client.read(4)]
     assert names[0] == ("Success", "sync")  # the reply first: the events waited for it
     assert ("Newchannel", None) in names[1:]
+
+
+def test_logins_and_logoffs_are_logged_and_secrets_never_are(sim, caplog):
+    caplog.set_level(logging.INFO, logger="amilab.sim")
+    client = Raw(sim)
+    client.login()
+    client.send(b"Action: Logoff\n\n")
+    client.read_until_closed()
+    bad = Raw(sim)
+    bad.send(b"Action: Login\nUsername: admin\nSecret: hunter2\n\n")
+    bad.read_until_closed()
+    wait_for(lambda: "logged off" in caplog.text)
+    assert "manager 'admin' logged on from 127.0.0.1" in caplog.text
+    assert "failed to authenticate as 'admin'" in caplog.text
+    assert "hunter2" not in caplog.text and "mysecretpassword" not in caplog.text
 
 
 def test_failed_login_closes_the_connection(sim):

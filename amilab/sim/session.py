@@ -201,6 +201,7 @@ class Session:
         self.write_timeout = DEFAULT_WRITE_TIMEOUT
         #: Unix time of the login (0 before), for ``manager show connected``.
         self.login_time = 0.0
+        self._display_connects = False  # log logins and logoffs (displayconnects)
         self._filters: list[EventFilter] = []
         self._challenge = ""
         self._parser = Parser(role="server")
@@ -252,6 +253,8 @@ class Session:
 
     def connection_lost(self) -> None:
         """The socket is gone: late replies and timers are ignored from now on."""
+        if self.authenticated and self._display_connects and not self._closed:
+            log.info("manager %r logged off from %s", self.username, self.address)
         self._closed = True
         self._closing = True
         self._held.clear()
@@ -448,6 +451,7 @@ class Session:
         if mask >= 0:
             self.event_mask = mask
         self._host.authenticated(self)
+        self._display_connects = user.displayconnects
         if user.displayconnects:
             log.info("manager %r logged on from %s", self.username, self.address)
         self._write(self._response(request, "Success", AUTH_ACCEPTED))
