@@ -497,3 +497,12 @@ def test_close_is_idempotent_and_leaves_no_thread_or_socket():
 
 def test_binds_loopback_by_default(sim):
     assert sim.host == "127.0.0.1" and sim.port > 0
+
+
+def test_the_sim_package_exports_the_simulator():
+    import amilab.sim
+
+    assert amilab.sim.SimulatedAsterisk is SimulatedAsterisk
+    assert amilab.sim.ConfigError is ConfigError
+    with pytest.raises(AttributeError):
+        amilab.sim.NoSuchThing  # noqa: B018
