@@ -239,7 +239,8 @@ class AMIClient:
             if not chunk:
                 raise ConnectionLost(
                     f"{self.address} closed the connection before sending a banner "
-                    "(ACL, or too many unauthenticated connections: see authlimit)"
+                    "(too many unauthenticated connections: see authlimit in manager.conf; "
+                    "the ACL is checked only at Login, after the banner)"
                 )
             data += chunk
         messages = self._parser.feed(data) if b"\n" in data else []
@@ -255,7 +256,11 @@ class AMIClient:
 
     def close(self) -> None:
         """Close the connection now (no Logoff). Safe to call twice, from any thread."""
-        self._end(ConnectionLost, f"connection to {self.address} closed by the client")
+        # After logoff() the server closes too; whichever side is first, say the same.
+        if self._logging_off:
+            self._end(ConnectionLost, f"{self.address} closed the connection after Logoff")
+        else:
+            self._end(ConnectionLost, f"connection to {self.address} closed by the client")
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
             reader.join(self.timeout)

@@ -531,3 +531,17 @@ def test_readme_example_runs_against_recorded_asterisk(serve):
     assert [r["Action"] for r in server.requests] == [
         "Login", "CoreStatus", "CoreShowChannels", "Logoff",
     ]
+
+
+def test_using_a_client_after_logoff_always_says_it_logged_off() -> None:
+    # The reader (server closed) and close() (client closed) race after Logoff:
+    # whichever wins, the student reads the same explanation.
+    from amilab.sim import SimulatedAsterisk
+
+    with SimulatedAsterisk() as sim:
+        for _ in range(5):
+            client = AMIClient(sim.host, sim.port, timeout=5).connect()
+            client.login("admin", "mysecretpassword")
+            client.logoff()
+            with pytest.raises(ConnectionLost, match="after Logoff"):
+                client.ping()
