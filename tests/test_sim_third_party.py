@@ -182,7 +182,8 @@ def test_amiclient_md5_login_actions_events_and_logoff(sim, pbx):
         call = pbx.call("1001", "1002", answer_after=None, talk_for=None)
         pbx.clock.advance(0.1)
         listing = ami.send_list_action("CoreShowChannels")
-        assert sorted(e["Channel"].split("-")[0] for e in listing.events) == ["PJSIP/1001", "PJSIP/1002"]
+        phones = sorted(e["Channel"].split("-")[0] for e in listing.events)
+        assert phones == ["PJSIP/1001", "PJSIP/1002"]
         assert listing.complete["ListItems"] == "2"
         call.answer()
         call.hangup("callee")
