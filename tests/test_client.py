@@ -7,6 +7,8 @@ import io
 import logging
 import socket
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -502,18 +504,8 @@ def test_with_block_logs_off_and_close_is_idempotent(serve):
     assert [e.name for e in ami.events()] == ["FullyBooted"]  # queued events are not lost
 
 
-README_EXAMPLE = '''\
-from amilab import AMIClient
-with AMIClient("127.0.0.1", 5038) as ami:
-    ami.login("admin", "mysecretpassword")
-    print(ami.send_action("CoreStatus")["CoreCurrentCalls"])
-    for ch in ami.send_list_action("CoreShowChannels").events:
-        print(ch["Channel"], ch["ChannelStateDesc"])
-'''
-
-
 def test_readme_example_runs_against_recorded_asterisk(serve):
-    """The README snippet, with the port changed, against Demo 2's call 1001 -> 1002."""
+    """The README's first example, with the port changed, against Demo 2's call 1001 -> 1002."""
     script = recording("demo2_call_1001_to_1002")
     script.turns = [
         script.turns[0],
@@ -524,13 +516,45 @@ def test_readme_example_runs_against_recorded_asterisk(serve):
     server = serve(script)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(README_EXAMPLE.replace("5038", str(server.port)), {})
+        exec(readme_example().replace("5038", str(server.port)), {})
     assert out.getvalue() == (
         "0\nPJSIP/1002-00000009 Up\nPJSIP/1001-00000008 Up\n"
     )
     assert [r["Action"] for r in server.requests] == [
         "Login", "CoreStatus", "CoreShowChannels", "Logoff",
     ]
+
+
+def readme_example() -> str:
+    """The first Python block of README.md, exactly as a reader copies it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return readme.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_example_runs_verbatim_against_the_simulated_asterisk_during_a_call() -> None:
+    from amilab.sim import SimulatedAsterisk
+
+    try:
+        sim = SimulatedAsterisk(port=5038)  # verbatim: the README's own port
+        code = readme_example()
+    except OSError:  # something else holds 5038 here: same code, another port
+        sim = SimulatedAsterisk()
+        code = readme_example().replace("5038", str(sim.port))
+    with sim:
+        sim.pbx.register("1001")
+        sim.pbx.register("1002")
+        call = sim.pbx.call("1001", "1002", answer_after=None, talk_for=None)
+        deadline = time.monotonic() + 5
+        while call.state != "ringing" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code, {})
+        call.hangup()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "2"  # CoreCurrentCalls counts channels: both legs of the call
+    assert sorted(line.split("-")[0] for line in lines[1:]) == ["PJSIP/1001", "PJSIP/1002"]
+    assert sorted(line.split()[-1] for line in lines[1:]) == ["Ring", "Ringing"]
 
 
 def test_using_a_client_after_logoff_always_says_it_logged_off() -> None:
