@@ -283,11 +283,13 @@ class Parser:
     ``role="server"`` reads what a client writes, with Asterisk's own limits:
     every blank line ends a request, even an empty one; a line of 1024 bytes or
     more is discarded and more than 128 lines are dropped, and the request is
-    marked with ``Message.defect`` instead of being run. Values lose their
-    leading whitespace, as Asterisk's header lookup skips it.
+    marked with ``Message.defect`` instead of being run (its ``raw`` then holds
+    only the bytes before the defect). Values lose their leading whitespace, as
+    Asterisk's header lookup skips it.
 
     In both roles a message above ``max_message_size`` bytes (complete or not)
-    raises :class:`ProtocolError`, and the parser stays failed.
+    raises :class:`ProtocolError`, and the parser stays failed. A request can
+    only get there with a small limit: the server role keeps at most 128 lines.
     """
 
     def __init__(
@@ -491,6 +493,10 @@ class Parser:
             out.append(self._request())
 
     def _keep_raw(self, part: bytes) -> None:
+        # Like Asterisk, read on to the blank line but keep nothing past a defect:
+        # a request that never ends costs no more than 128 lines of 1 KiB.
+        if self._defect is not None:
+            return
         self._raw_parts.append(part)
         self._raw_size += len(part)
         if self._raw_size > self.max_message_size:

@@ -245,11 +245,6 @@ def test_a_client_that_stops_reading_never_delays_the_others_and_is_dropped(pbx,
     assert live_sessions() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the server's owner: the authtimeout timer keeps a dropped session "
-    "(and its parser's buffer) alive until authtimeout (30 s) after it connected",
-)
 def test_a_dropped_client_leaves_no_session_behind(sim):
     """Gone from the session table is not enough: nothing may keep the session
     (its buffers, its parser) alive once its socket is closed."""
@@ -339,11 +334,6 @@ def test_garbage_huge_lines_resets_and_half_sent_requests_never_stop_the_server(
     watcher.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the server's owner: the session buffers a request up to 8 MiB, then "
-    "drops the client with an 'internal error' traceback in the log",
-)
 def test_an_endless_request_is_answered_too_many_lines_without_dropping_the_client(sim):
     """Asterisk reads a request's lines until the blank line whatever their
     number, keeps 128 and answers "Too many lines"; memory stays bounded."""

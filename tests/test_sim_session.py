@@ -150,8 +150,9 @@ class FakeHost:
     def close(self, session) -> None:
         self.closed = True
 
-    def call_later(self, delay, callback) -> None:
+    def call_later(self, delay, callback):
         self.timers.append((self.now + delay, callback))
+        return lambda: None
 
     def call_soon_threadsafe(self, callback) -> None:
         self.soon.append(callback)

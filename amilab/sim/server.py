@@ -103,7 +103,8 @@ class _ManagerServer:
         self._output_limit = output_limit
         self._connections: dict[Session, _Connection] = {}
         self._unauthenticated = 0
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        # [deadline, order, callback]; a cancelled timer's callback is None
+        self._timers: list[list] = []
         self._timer_order = itertools.count()
         self._touched: set[_Connection] = set()
         self._blocked: set[_Connection] = set()
@@ -151,8 +152,16 @@ class _ManagerServer:
             conn.closing = True
             self._touched.add(conn)
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_order), callback))
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` in the loop after ``delay`` s; returns a function that
+        cancels it (and drops the reference, so a closed session is freed at once)."""
+        timer = [time.monotonic() + delay, next(self._timer_order), callback]
+        heapq.heappush(self._timers, timer)
+
+        def cancel() -> None:
+            timer[2] = None
+
+        return cancel
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
         with self._inbox_lock:
@@ -345,14 +354,19 @@ class _ManagerServer:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                for key, events in self._selector.select(self._select_timeout()):
-                    self._guard(key.data, key.fileobj, events)
+                self._dispatch(self._selector.select(self._select_timeout()))
                 self._run_timers()
                 self._finish_iteration()
         except Exception:  # a bug in the loop itself: log it, never print
             log.exception("the simulated AMI server loop failed; closing it")
         finally:
             self._shutdown()
+
+    def _dispatch(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        # A method of its own: a loop variable left in _run would keep the last
+        # key, and a dropped client's connection with it, alive during select().
+        for key, events in ready:
+            self._guard(key.data, key.fileobj, events)
 
     def _guard(self, handler: Callable[..., None], *args: Any) -> None:
         try:
@@ -375,7 +389,9 @@ class _ManagerServer:
     def _run_timers(self) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            self._guard(heapq.heappop(self._timers)[2])
+            callback = heapq.heappop(self._timers)[2]
+            if callback is not None:
+                self._guard(callback)
 
     def _wake(self, sock: socket.socket, _events: int) -> None:
         try:

@@ -159,7 +159,8 @@ class SessionHost(Protocol):
     def close(self, session: Session) -> None:
         """Close the connection once the queued bytes are written."""
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None: ...
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` later; returns a function that cancels it."""
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None: ...
 
@@ -191,6 +192,7 @@ class Session:
         self._host = host
         #: The client's IP address (what the ACL sees).
         self.address = address
+        self._cancel_auth_timeout: Callable[[], None] = lambda: None
         #: The name as typed at login, or None before login.
         self.username: str | None = None
         self.authenticated = False
@@ -220,7 +222,9 @@ class Session:
     def start(self) -> None:
         """Send the banner and arm the authtimeout."""
         self._host.send(self, BANNER)
-        self._host.call_later(self._host.config.authtimeout, self._auth_timeout)
+        self._cancel_auth_timeout = self._host.call_later(
+            self._host.config.authtimeout, self._auth_timeout
+        )
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client. Requests run in order, one at a time."""
@@ -259,6 +263,7 @@ class Session:
         self._closing = True
         self._held.clear()
         self._requests.clear()
+        self._cancel_auth_timeout()  # else the timer would keep this session alive for 30 s
 
     @property
     def accepting_input(self) -> bool:
