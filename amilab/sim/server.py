@@ -30,7 +30,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from amilab.errors import ProtocolError
 from amilab.sim import classes
 from amilab.sim.actions import ACTIONS, ActionSpec, ManagerView
 from amilab.sim.config import DEFAULT_MANAGER_CONF, ConfigError, ManagerConfig, parse_manager_conf
@@ -473,8 +472,6 @@ class _ManagerServer:
             else:
                 conn.end_of_input = True
                 conn.session.end_of_input()
-        except ProtocolError as exc:  # e.g. megabytes without a blank line: not AMI
-            self._drop(conn, f"unreadable input: {exc}", level=logging.INFO)
         except Exception:
             log.exception("session of %s failed on its input", conn.session.address)
             self._drop(conn, "internal error")
