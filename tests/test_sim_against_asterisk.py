@@ -48,6 +48,7 @@ from amilab.sim.session import FAILED_LOGIN_DELAY
 from tests import transcripts
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+ADMIN_SECRET = "mysecretpassword"  #: the recordings' admin (the course's, Step 2)
 #: The failed-login pause in the replays (Asterisk's 1 s is checked on its own below).
 SHORT_PAUSE = 0.05
 #: How long a replay waits for a message the recording says comes next.
@@ -166,8 +167,7 @@ class Replay:
     ``theirs`` (what Asterisk 22 sent) and ``ours`` (what the simulator sent).
 
     ``triggers`` maps a fragment of a recorded NOTE line to what the softphone
-    did then, done on the simulated PBX at that moment instead. ``secret`` is
-    what a recorded MD5 Key was made with (see :meth:`_translate`)."""
+    did then, done on the simulated PBX at that moment instead."""
 
     def __init__(
         self,
@@ -175,12 +175,10 @@ class Replay:
         conn: transcripts.Connection,
         *,
         triggers: dict[str, Trigger] | None = None,
-        secret: str = "mysecretpassword",
     ) -> None:
         self.sim = sim
         self.conn = conn
         self.triggers = triggers or {}
-        self.secret = secret
         self.recorded = recorded_messages(conn)
         self.theirs = [r.message for r in self.recorded]
         self.ours: list[Message] = []
@@ -312,9 +310,9 @@ class Replay:
     def _key(self, recorded_key: str) -> str:
         theirs = next(m["Challenge"] for m in self.theirs if "Challenge" in m)
         ours = next(m["Challenge"] for m in self.ours if "Challenge" in m)
-        if recorded_key != _md5(theirs + self.secret):
+        if recorded_key != _md5(theirs + ADMIN_SECRET):
             return recorded_key  # a wrong key stays wrong
-        return _md5(ours + self.secret)
+        return _md5(ours + ADMIN_SECRET)
 
     # -- the comparison
 
@@ -387,6 +385,7 @@ def _md5(text: str) -> str:
 
 @pytest.fixture
 def pbx():
+    """The recordings' lab: endpoints 1001 and 1002 only (h, i list them)."""
     pbx = PBX(clock=ManualClock(), endpoints=("1001", "1002"))
     yield pbx
     pbx.close()
@@ -613,13 +612,17 @@ class Nc:
         return data
 
 
+def recorded(name: str) -> list[Message]:
+    """Every message Asterisk 22 sent in a recording's first connection."""
+    return [r.message for r in recorded_messages(transcripts.connection(name))]
+
+
 def recorded_reply(name: str, action_id: str) -> list[Message]:
     """What Asterisk 22 answered to the request with ``action_id`` in a recording,
     without the ActionID line (the course types its requests without one)."""
-    messages = [r.message for r in recorded_messages(transcripts.connection(name))]
     return [
         Message([(k, v) for k, v in m.headers if k != "ActionID"], _without_action_id(m.raw))
-        for m in messages
+        for m in recorded(name)
         if m.action_id == action_id
     ]
 
@@ -642,9 +645,8 @@ def test_course_steps_4_to_8_typed_with_nc_get_asterisk_22s_answers(sim, pbx):
 
     nc.type("Action: Login\nUsername: admin\nSecret: mysecretpassword\n\n")  # Step 5
     login = nc.read(2)
-    assert_same_messages(login, [r.message for r in recorded_messages(
-        transcripts.connection("a_banner_login_fullybooted"))])
     assert [m.name for m in login] == ["Success", "FullyBooted"]
+    assert_same_messages(login, recorded("a_banner_login_fullybooted"))
 
     nc.type("Action: CoreStatus\n\n")  # Step 6
     assert_same_messages(nc.read(1), recorded_reply("e_corestatus_actionid", "e-12345"))
@@ -673,11 +675,11 @@ def test_course_steps_4_to_8_typed_with_nc_get_asterisk_22s_answers(sim, pbx):
     pbx.clock.advance(5)
     # EventMask system,call: demo2's events minus the dialplan class (Newexten, VarSet).
     demo2 = [
-        r.message
-        for r in recorded_messages(transcripts.connection("demo2_call_1001_to_1002"))
-        if r.message.action_id is None
-        and r.message.get("Privilege") in ("call,all", "system,all")
-        and r.message.name != "FullyBooted"
+        m
+        for m in recorded("demo2_call_1001_to_1002")
+        if m.action_id is None
+        and m.get("Privilege") in ("call,all", "system,all")
+        and m.name != "FullyBooted"
     ]
     assert_same_messages(nc.read(len(demo2)), demo2)
 
