@@ -236,7 +236,7 @@ def test_a_client_that_stops_reading_never_delays_the_others_and_is_dropped(pbx,
         what_it_got = stalled.read_to_end()  # what the kernel held, then the end
         assert what_it_got.count(b"\r\nEvent: ") < len(events)
         assert "bytes unsent" in caplog.text
-        assert connected(sim) == 3  # out of the session table
+        assert connected(sim) == 3 and live_sessions() == 3  # nothing kept of it
         assert server_threads() - threads_before == {
             t for t in server_threads() if t.startswith("amilab-sim-ami")
         }  # no thread per client: only the server's own loop
@@ -330,6 +330,7 @@ def test_garbage_huge_lines_resets_and_half_sent_requests_never_stop_the_server(
     assert [m.headers for m in got] == [as_wire(e) for e in events]
     # left: the watcher, and the garbage, huge, many and fresh clients
     wait_until(lambda: connected(sim) == 5, "only the live clients left")
+    assert live_sessions() == 5
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     watcher.stop()
 
