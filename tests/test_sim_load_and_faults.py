@@ -262,7 +262,7 @@ def test_a_client_that_floods_requests_without_reading_is_dropped(sim, pbx):
     reader = Reader(sim)
     flooder = Client(sim, rcvbuf=4096)
     flooder.login()
-    flood = b"Action: ListCommands\r\n\r\n" * 1024  # about 2 kB of reply each
+    flood = b"Action: ListCommands\r\n\r\n" * 1024  # 1.5 kB of reply each
 
     def send_until_cut_off() -> None:
         try:
