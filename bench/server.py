@@ -313,7 +313,8 @@ def ms(seconds: float) -> str:
 def report(result: Run, peer: Run | None) -> None:
     lost = [result.emitted - got for got in result.received]
     print(f"\n## {result.label}")
-    print(f"connect+login, {len(result.login)} clients at once: "
+    who = "1 client" if len(result.login) == 1 else f"{len(result.login)} clients at once"
+    print(f"connect+login, {who}: "
           f"p50 {ms(percentile(result.login, 0.5))}, p99 {ms(percentile(result.login, 0.99))}, "
           f"all logged in after {ms(result.login_total)}")
     print(f"events emitted by the PBX: {result.emitted:,} in {result.seconds:.2f} s "
@@ -322,7 +323,7 @@ def report(result: Run, peer: Run | None) -> None:
           f"max {max(result.received):,}; lost: total {sum(lost):,}, worst client {max(lost):,}; "
           f"identical byte streams: {'yes' if result.identical else 'NO'}; "
           f"events parsed and checked by the first {min(VERIFIERS, len(result.received))} "
-          f"clients: {result.verified:,}")
+          f"client(s): {result.verified:,}")
     p50, p99 = percentile(result.lags, 0.5), percentile(result.lags, 0.99)
     print(f"delivery lag over {len(result.lags):,} deliveries: p50 {ms(p50)}, p99 {ms(p99)}, "
           f"max {ms(max(result.lags))}")
