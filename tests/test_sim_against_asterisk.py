@@ -410,14 +410,6 @@ def replay(
 
 # -- Steps 4-8 and the recordings of single actions -------------------------------------------
 
-#: Reported to the PBX's owner: Answer() on a Local channel lasts 501 ms in the
-#: recordings (g, o, p: from its Newexten to the next priority's), 0.5 s in the
-#: simulator; n and p send a request 0.500-0.502 s after the Originate and find
-#: the channel still in Answer() on Asterisk, already in Wait() here.
-LOCAL_ANSWER_TOO_SHORT = pytest.mark.xfail(
-    strict=True, reason="simulated Local-channel Answer() ends 1 ms early (LOCAL_ANSWER_DELAY)"
-)
-
 SESSIONS = [
     ("a_banner_login_fullybooted", 0),
     ("b_login_wrong_secret", 0),
@@ -433,7 +425,7 @@ SESSIONS = [
     ("k_events", 0),
     ("l_unknown_action", 0),
     ("m_no_action_header", 0),
-    pytest.param("n_getvar_setvar", 0, marks=LOCAL_ANSWER_TOO_SHORT),
+    ("n_getvar_setvar", 0),
     ("q_reload", 0),
     ("r_queuestatus", 0),
     ("t_challenge_md5", 0),
@@ -455,7 +447,7 @@ def test_recorded_session_replays_like_asterisk_22(sim, name, index):
     [
         "g_coreshowchannels",
         "o_originate_events",
-        pytest.param("p_hangup", marks=LOCAL_ANSWER_TOO_SHORT),
+        "p_hangup",
     ],
 )
 def test_originated_local_channels_replay_like_asterisk_22_channel_by_channel(sim, name):

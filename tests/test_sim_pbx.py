@@ -250,7 +250,7 @@ def test_originate_local_channel_to_an_extension_as_recorded(pbx, clock):
 def test_originate_application_then_ami_hangup_as_recorded(pbx, clock):
     events = listen(pbx)
     pbx.originate(channel="Local/8000@internal", application="Wait", data="30")
-    clock.advance(0.5)
+    clock.advance(0.502)  # the recorded gap: Answer() (501 ms) is over, Wait() runs
     pbx.hangup(pbx.find_channel("Local/8000@internal-00000000;1"), 16)
     clock.advance(1)
     pbx.originate(channel="Local/8000@internal", application="Wait", data="30")
