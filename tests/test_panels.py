@@ -713,6 +713,23 @@ def test_the_echo_test_and_a_dtmf_digit_follow_demo_3(lab):
     assert set(events.frame()["Event"]) == {"DTMFBegin", "DTMFEnd"}
 
 
+def test_a_digit_pressed_in_a_call_to_1002_raises_no_event_and_the_panel_says_why(lab):
+    clock, events, phones = lab
+    phones.register("1001")
+    phones.register("1002")
+    part(phones, "amilab-phone-call").click()
+    clock.advance(1.0)
+    part(phones, "amilab-phone-answer").click()
+    clock.advance(1.0)
+    part(phones, "amilab-phone-dtmf").click()
+    clock.advance(1.0)
+    assert "no DTMF event" in phones.status and not phones.status_is_error
+    part(phones, "amilab-phone-hangup-1001").click()
+    clock.advance(1.0)
+    assert wait_for(lambda: seen(events, "Hangup", CallerIDNum="1001"))
+    assert not seen(events, "DTMFBegin") and not seen(events, "DTMFEnd")
+
+
 def test_phone_mistakes_are_shown_in_the_panel_not_raised(lab):
     clock, events, phones = lab
     part(phones, "amilab-phone-answer").click()

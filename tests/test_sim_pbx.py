@@ -202,30 +202,21 @@ def test_dtmf_inside_the_echo_test_is_received_and_sent_on_the_same_channel(pbx,
     events = registered(pbx, "1001", "1002")
     pbx.echo_test("1001", duration=2.0)
     clock.advance(1.0)
-    pbx.send_dtmf("1001", "5", duration_ms=160)
+    assert pbx.send_dtmf("1001", "5", duration_ms=160) is True
     clock.advance(5)
     assert_same_events(recorded("demo2_dtmf", 1), simulated(events))
 
 
-def test_dtmf_in_a_bridged_call_is_received_on_the_caller_and_sent_to_the_callee(pbx, clock):
+def test_dtmf_between_two_bridged_phones_raises_no_ami_event_as_recorded(pbx, clock):
+    # In the Demo 2 recording 1001 pressed 5 in mid-call (RFC 4733, seen by 1002),
+    # and Asterisk 22's native RTP bridge raised no DTMF event at all.
+    assert not [e for e in recorded("demo2_call_1001_to_1002") if e[0].startswith("DTMF")]
     events = registered(pbx, "1001", "1002")
     call = pbx.call("1001", "1002", answer_after=1.0, talk_for=None)
     clock.advance(2)
-    pbx.send_dtmf("1001", "8")
+    assert pbx.send_dtmf("1001", "8") is False
     clock.advance(1)
-    dtmf = [e for e in simulated(events) if e[0].startswith("DTMF")]
-    real = [e for e in recorded("demo2_dtmf_direct_media_no") if e[0].startswith("DTMF")]
-    # The recording is PlayDTMF Receive (an END frame only on the caller), so
-    # compare the fields of each kind, and who receives and who sends.
-    shape = {e[0]: ([k for k, _ in e[2]], e[1]) for e in real}
-    assert set(shape) == {"DTMFBegin", "DTMFEnd"}
-    for e in dtmf:
-        assert shape[e[0]] == ([k for k, _ in e[2]], e[1])
-    received = {dict(e[2])["Channel"] for e in dtmf if dict(e[2])["Direction"] == "Received"}
-    sent = {dict(e[2])["Channel"] for e in dtmf if dict(e[2])["Direction"] == "Sent"}
-    assert received == {"PJSIP/1001-<chan0>"} and sent == {"PJSIP/1002-<chan1>"}
-    assert [e[0] for e in dtmf] == ["DTMFBegin", "DTMFBegin", "DTMFEnd", "DTMFEnd"]
-    assert {dict(e[2]).get("DurationMs") for e in dtmf if e[0] == "DTMFEnd"} == {"120"}
+    assert not [e for e in simulated(events) if e[0].startswith("DTMF")]
     call.hangup()
 
 

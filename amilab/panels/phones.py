@@ -168,13 +168,19 @@ class PhonePanel(Panel):
                    f"until '{PHONES[0]} hangs up'. Press a digit meanwhile.")
 
     def press(self, digit: str) -> None:
-        """1001 presses ``digit`` during its answered call (DTMFBegin, DTMFEnd)."""
+        """1001 presses ``digit`` during its answered call: DTMFBegin and DTMFEnd
+        inside the echo test; no event in a call to 1002, as on Asterisk 22."""
         try:
-            self._pbx.send_dtmf(PHONES[0], digit)
+            seen = self._pbx.send_dtmf(PHONES[0], digit)
         except ValueError as err:
             self._done(f"No DTMF: {err}.", error=True)
             return
-        self._done(f"{PHONES[0]} pressed {digit}: DTMFBegin and DTMFEnd (class dtmf).")
+        if seen:
+            self._done(f"{PHONES[0]} pressed {digit}: DTMFBegin and DTMFEnd (class dtmf).")
+        else:
+            self._done(f"{PHONES[0]} pressed {digit}: the digit went to {PHONES[1]} inside the "
+                       "RTP stream (RFC 4733) through a native bridge, so Asterisk 22 raises "
+                       "no DTMF event. Try it in the echo test.")
 
     # -- what is shown ----------------------------------------------------------------
 

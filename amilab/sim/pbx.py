@@ -1695,11 +1695,16 @@ class PBX:
 
     # -- DTMF -----------------------------------------------------------------------------------
 
-    def send_dtmf(self, endpoint_or_channel: str, digits: str, *, duration_ms: int = 120) -> None:
+    def send_dtmf(self, endpoint_or_channel: str, digits: str, *, duration_ms: int = 120) -> bool:
         """The phone presses ``digits`` during its call, one after the other
-        (``duration_ms`` each, 100 ms apart). Each digit is DTMFBegin/DTMFEnd
-        ``Direction: Received`` on the phone's channel and ``Sent`` on the channel
-        it goes out on: the bridge peer, or the same channel inside Echo (demo2_dtmf).
+        (``duration_ms`` each, 100 ms apart).
+
+        Returns whether Asterisk sees them. Inside Echo() (or any dialplan
+        application) it does: DTMFBegin/DTMFEnd ``Direction: Received`` and
+        ``Sent`` on the same channel (demo2_dtmf). Between two bridged phones it
+        does not: the native RTP bridge passes the RFC 4733 packets from phone to
+        phone and no AMI event is raised, as both phone-to-phone recordings show;
+        then this returns False and nothing is emitted.
         Raises ValueError for a bad digit or when the phone has no answered call."""
         if not digits or any(d not in _DTMF_DIGITS for d in digits):
             raise ValueError(f"DTMF digits must be 0-9, A-D, * or #: {digits!r}")
@@ -1715,20 +1720,18 @@ class PBX:
                         break
             if chan is None or chan.state != 6:
                 raise ValueError(f"{endpoint_or_channel} has no answered call to send DTMF on")
+            dial = chan._dial
+            if not chan._echo and dial is not None and dial.bridge is not None:
+                return False
             for i, digit in enumerate(digits):
                 self._later(
                     i * (duration_ms / 1000 + 0.1), self._dtmf_begin, chan, digit, duration_ms
                 )
+            return True
 
-    def _dtmf_out(self, chan: Channel) -> Channel | None:
-        if chan._echo:
-            return chan
-        dial = chan._dial
-        if dial is not None and dial.bridge is not None:
-            for other in dial.bridge.channels:
-                if other is not chan:
-                    return other
-        return None
+    @staticmethod
+    def _dtmf_out(chan: Channel) -> Channel | None:
+        return chan if chan._echo else None
 
     def _dtmf_begin(self, chan: Channel, digit: str, duration_ms: int) -> None:
         if not chan._alive:
