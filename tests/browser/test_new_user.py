@@ -33,8 +33,9 @@ def test_make_lab_from_a_fresh_clone_opens_the_first_notebook(tmp_path: Path, pa
     }))
     env["JUPYTER_CONFIG_DIR"] = str(config)
     log = tmp_path / "make-lab.log"
-    process = subprocess.Popen(["make", "lab"], cwd=clone, env=env,
-                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    with open(log, "w") as output:  # make and the JupyterLab it starts: one process group
+        process = subprocess.Popen(["make", "lab"], cwd=clone, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/api/status?token={token}", process, timeout=600)
