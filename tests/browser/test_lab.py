@@ -36,6 +36,8 @@ SECRET = "mysecretpassword"
 VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 #: Output JupyterLab shows for an exception or anything written to stderr.
 STDERR = f'{VISIBLE} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+#: An output showing a widget (JupyterLab sets data-mime-type on every other output).
+WIDGET_OUTPUT = f"{VISIBLE} .jp-OutputArea-output:not([data-mime-type])"
 #: A widget update reaches the page within this many ms (the panels redraw a few times a second).
 SHOWN = 30_000
 #: Done when the kernel is idle and no cell is queued or running: every prompt
@@ -82,8 +84,11 @@ def run_menu(page: Page, command: str) -> None:
 
 
 def select_cleanup_cell(page: Page) -> None:
-    """Make the last code cell (the notebook's cleanup) the active cell."""
-    page.locator(f"{VISIBLE} .jp-CodeCell").last.locator(".jp-InputPrompt").click()
+    """Make the last code cell, the notebook's cleanup, the active cell."""
+    cleanup = page.locator(f"{VISIBLE} .jp-CodeCell").last
+    expect(cleanup.locator(".jp-InputArea")).to_contain_text(".close()")
+    cleanup.locator(".jp-InputPrompt").click()
+    expect(cleanup).to_have_class(re.compile(r"\bjp-mod-active\b"))
 
 
 def wait_until_run(page: Page, count: int | None = None) -> None:
@@ -162,8 +167,11 @@ def test_notebook_runs_in_jupyterlab_without_error_and_hides_the_secret(
     page = lab_page
     open_notebook(page, lab, notebook)
     run_all_but_cleanup(page)
+    # one widget output per panel shown; each renders a moment after its cell ran
+    widgets = page.locator(WIDGET_OUTPUT)
     panels = page.locator(f"{VISIBLE} .amilab-panel")
-    first = panel(page, "amilab-panel")
+    expect(panels).to_have_count(widgets.count(), timeout=SHOWN)
+    assert panels.count() > 0
     for index in range(panels.count()):
         expect(panels.nth(index).locator(".amilab-status")).not_to_be_empty(timeout=SHOWN)
     for connection in page.locator(f"{VISIBLE} .amilab-connection-panel").all():
@@ -177,7 +185,7 @@ def test_notebook_runs_in_jupyterlab_without_error_and_hides_the_secret(
             connection.locator("button.amilab-connection-login").click()
             expect(status).to_contain_text("Logged in as", timeout=SHOWN)
         expect(status).to_contain_text("simulated Asterisk 22 in this kernel")
-    screenshot(page, notebook.removesuffix(".ipynb"), first)
+    screenshot(page, notebook.removesuffix(".ipynb"), panels.first)
     assert not secret_on_page(page)
 
     run_cleanup(page)
