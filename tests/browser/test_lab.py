@@ -190,7 +190,7 @@ def test_notebook_runs_in_jupyterlab_without_error_and_hides_the_secret(
 
     run_cleanup(page)
     assert errors_on(page) == []
-    assert page.locator(f"{VISIBLE} .amilab-panel").count() == 0, "cleanup leaves panels open"
+    expect(page.locator(f"{VISIBLE} .amilab-panel")).to_have_count(0, timeout=SHOWN)  # closed
     assert not secret_on_page(page)
 
 
