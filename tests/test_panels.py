@@ -546,8 +546,24 @@ def test_the_secret_lives_only_in_the_password_field(replay, caplog):
     # other panels on the same client do not show it either, even the raw view
     actions = ActionPanel(client)
     assert_secret_only_in_password_field(actions, COURSE_SECRET)
-    assert part(panel, "amilab-connection-secret").value == COURSE_SECRET
+    # a given secret is used, not shown: not even in the Password field, whose
+    # value a saved widget state would keep in the notebook
+    assert part(panel, "amilab-connection-secret").value == ""
     panel.close()
+
+
+def test_the_password_field_wins_over_a_given_secret():
+    from amilab.sim import SimulatedAsterisk
+
+    with SimulatedAsterisk(failed_login_delay=0.01) as sim:
+        panel = ConnectionPanel(host=sim.host, port=sim.port, secret="not-this-one")
+        part(panel, "amilab-connection-secret").value = COURSE_SECRET
+        assert panel.login() is not None and panel.logged_in
+        panel.close()
+        panel = ConnectionPanel(host=sim.host, port=sim.port, secret=COURSE_SECRET)
+        part(panel, "amilab-connection-secret").value = "typed-wrong"
+        assert panel.login() is None and "Authentication failed" in panel.status
+        panel.close()
 
 
 def assert_secret_only_in_password_field(panel, secret: str) -> None:

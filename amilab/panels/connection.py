@@ -41,7 +41,9 @@ class ConnectionPanel(Panel):
     * On the simulator an empty secret logs in with the simulated user's own
       (the course's users and secrets are public: guide Step 2).
     * The secret lives only in the Password field: no other widget, status
-      text or log line ever holds it.
+      text or log line ever holds it. A secret from ``AMI_SECRET`` or the
+      ``secret=`` argument is not put in the field either (a saved widget state
+      would keep it in the notebook): it is used when the field is left empty.
     * Buttons run on a worker thread (a failed login takes Asterisk's 1 s),
       so the kernel stays free; :meth:`connect`, :meth:`login` and
       :meth:`logoff` do the same work synchronously and never raise for the
@@ -77,10 +79,8 @@ class ConnectionPanel(Panel):
             description="Username",
         )
         self._username.add_class("amilab-connection-username")
-        self._secret = widgets.Password(
-            value=secret if secret is not None else os.environ.get("AMI_SECRET", ""),
-            description="Secret",
-        )
+        self._given_secret = secret if secret is not None else os.environ.get("AMI_SECRET", "")
+        self._secret = widgets.Password(value="", description="Secret")
         self._secret.add_class("amilab-connection-secret")
         self._buttons = {
             label: widgets.Button(description=label, icon=icon)
@@ -176,7 +176,7 @@ class ConnectionPanel(Panel):
             self._set_status(f"Already logged in as {client.username}: {self._where(client)}.")
             return client
         username = self._username.value.strip()
-        secret = self._secret.value
+        secret = self._secret.value or self._given_secret
         if secret == "" and client.simulator is not None:
             user = client.simulator.config.user(username)
             secret = user.secret if user is not None and user.secret is not None else ""
