@@ -136,7 +136,9 @@ class Lab:
         return json.loads(body) if body else None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running
+# in the main thread while it is open, and later tests (panoramisk's) need asyncio.run().
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     chromium_path()
     workdir = tmp_path_factory.mktemp("lab")
@@ -159,7 +161,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             shut_down(base, token, process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
