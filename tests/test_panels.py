@@ -535,7 +535,7 @@ def test_a_wrong_secret_is_reported_and_never_shown(replay):
     panel.close()
 
 
-def test_the_secret_lives_only_in_the_password_field(replay, caplog):
+def test_a_given_secret_is_used_but_shown_nowhere(replay, caplog):
     server = replay("a_banner_login_fullybooted")
     panel = ConnectionPanel(host=server.host, port=server.port, secret=COURSE_SECRET)
     with caplog.at_level("DEBUG"):
@@ -811,3 +811,16 @@ def walk(widget: widgets.Widget):
     yield widget
     for child in getattr(widget, "children", ()):
         yield from walk(child)
+
+
+def test_a_real_servers_secret_is_not_tried_on_the_fallback_simulator(monkeypatch):
+    monkeypatch.setenv("AMI_SECRET", "the-production-secret")
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    panel = ConnectionPanel(host="127.0.0.1", port=port)
+    try:
+        assert panel.login() is not None, panel.status
+        assert panel.client.server_kind == "simulated" and panel.logged_in
+    finally:
+        panel.close()

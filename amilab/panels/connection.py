@@ -40,7 +40,7 @@ class ConnectionPanel(Panel):
       answers but is not AMI is an error, not a reason to fall back.
     * On the simulator an empty secret logs in with the simulated user's own
       (the course's users and secrets are public: guide Step 2).
-    * The secret lives only in the Password field: no other widget, status
+    * A typed secret lives only in the Password field: no other widget, status
       text or log line ever holds it. A secret from ``AMI_SECRET`` or the
       ``secret=`` argument is not put in the field either (a saved widget state
       would keep it in the notebook): it is used when the field is left empty.
@@ -176,7 +176,8 @@ class ConnectionPanel(Panel):
             self._set_status(f"Already logged in as {client.username}: {self._where(client)}.")
             return client
         username = self._username.value.strip()
-        secret = self._secret.value or self._given_secret
+        # A given secret is for the server asked for, not for a fallback simulator.
+        secret = self._secret.value or ("" if client.simulator is not None else self._given_secret)
         if secret == "" and client.simulator is not None:
             user = client.simulator.config.user(username)
             secret = user.secret if user is not None and user.secret is not None else ""

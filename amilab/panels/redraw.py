@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+#: How long close() waits for the redraw thread: a stuck draw must not hang the kernel.
+_JOIN_TIMEOUT = 2.0
 
 #: Bytes per second a panel may send to the browser. Jupyter Server drops
 #: iopub output above ``iopub_data_rate_limit`` (1,000,000 bytes/s by default,
@@ -87,7 +89,10 @@ class RedrawLoop:
         self._stopping.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout=_JOIN_TIMEOUT)
+            if thread.is_alive():
+                log.error("%s did not stop within %s s (a draw is stuck)", thread.name,
+                          _JOIN_TIMEOUT)
 
     def tick(self) -> bool:
         """Draw if ``interval`` (or the data budget's pause) has passed since the

@@ -443,7 +443,7 @@ def _check_perms(key: str, value: str, number: int, warnings: list[str]) -> None
 class _UserDraft:
     name: str
     first_line: int
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
     read: int = 0
     write: int = 0
     rules: list[AclRule] = field(default_factory=list)

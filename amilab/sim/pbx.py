@@ -1699,9 +1699,10 @@ class PBX:
         """The phone presses ``digits`` during its call, one after the other
         (``duration_ms`` each, 100 ms apart).
 
-        Returns whether Asterisk sees them. Inside Echo() (or any dialplan
-        application) it does: DTMFBegin/DTMFEnd ``Direction: Received`` and
-        ``Sent`` on the same channel (demo2_dtmf). Between two bridged phones it
+        Returns whether Asterisk sees them. Inside Echo() it does: DTMFBegin/
+        DTMFEnd ``Direction: Received`` and ``Sent`` on the same channel
+        (demo2_dtmf); in another dialplan application, Received only. Between
+        two bridged phones it
         does not: the native RTP bridge passes the RFC 4733 packets from phone to
         phone and no AMI event is raised, as both phone-to-phone recordings show;
         then this returns False and nothing is emitted.
@@ -1729,14 +1730,10 @@ class PBX:
                 )
             return True
 
-    @staticmethod
-    def _dtmf_out(chan: Channel) -> Channel | None:
-        return chan if chan._echo else None
-
     def _dtmf_begin(self, chan: Channel, digit: str, duration_ms: int) -> None:
         if not chan._alive:
             return
-        out = self._dtmf_out(chan)
+        out = chan if chan._echo else None  # Echo() sends the digit back out
         self._chan_event(
             "DTMFBegin", chan, ("Digit", digit), ("Direction", "Received"), privilege=_DTMF
         )
