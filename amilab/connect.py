@@ -81,7 +81,7 @@ def connect(
     if host is None:
         return _connect_simulated(port, username, secret, timeout, events, auth)
     if port is None:
-        port = _env_port()
+        port = port_from_environment()
     username = username or os.environ.get("AMI_USERNAME")
     secret = secret if secret is not None else os.environ.get("AMI_SECRET")
     if not username or secret is None:
@@ -145,7 +145,8 @@ def _login(
         raise
 
 
-def _env_port() -> int:
+def port_from_environment() -> int:
+    """``AMI_PORT`` (5038 when unset); AMIError naming the value when it is not a port."""
     text = os.environ.get("AMI_PORT") or str(DEFAULT_AMI_PORT)
     if not text.isdecimal() or not 0 < int(text) < 65536:
         raise AMIError(f"AMI_PORT is {text!r}, which is not a TCP port (1-65535)")

@@ -824,3 +824,11 @@ def test_a_real_servers_secret_is_not_tried_on_the_fallback_simulator(monkeypatc
         assert panel.client.server_kind == "simulated" and panel.logged_in
     finally:
         panel.close()
+
+
+def test_a_bad_ami_port_is_reported_not_silently_replaced(monkeypatch):
+    from amilab import AMIError
+
+    monkeypatch.setenv("AMI_PORT", "99999")
+    with pytest.raises(AMIError, match="AMI_PORT is .99999."):
+        ConnectionPanel()

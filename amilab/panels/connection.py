@@ -15,7 +15,7 @@ from collections.abc import Callable
 import ipywidgets as widgets
 import pandas as pd
 
-from amilab.connect import COURSE_USERNAME, DEFAULT_AMI_PORT, LabClient
+from amilab.connect import COURSE_USERNAME, LabClient, port_from_environment
 from amilab.errors import AMIError, ConnectionLost
 from amilab.panels.base import Panel
 
@@ -71,7 +71,7 @@ class ConnectionPanel(Panel):
         )
         self._host.add_class("amilab-connection-host")
         self._port = widgets.BoundedIntText(
-            value=port or _env_port(), min=1, max=65535, description="Port"
+            value=port or port_from_environment(), min=1, max=65535, description="Port"
         )
         self._port.add_class("amilab-connection-port")
         self._username = widgets.Text(
@@ -264,7 +264,3 @@ def _reason(err: ConnectionLost, timeout: float) -> str:
         return f"no answer within {timeout:g} s"
     return str(cause or err)
 
-
-def _env_port() -> int:
-    text = os.environ.get("AMI_PORT", "")
-    return int(text) if text.isdecimal() and 0 < int(text) < 65536 else DEFAULT_AMI_PORT
