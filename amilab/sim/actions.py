@@ -325,6 +325,18 @@ def _allowed_with_auths(text: str, write: int) -> bool:
     return bool(write & classes.SYSTEM) or ("SHELL" not in text and "EVAL" not in text)
 
 
+def _variable_scope(call: ActionCall, name: str) -> tuple[bool, Channel | None]:
+    """Where GetVar/SetVar act: the named channel, or None (globals) with no name.
+    ``(False, None)`` once ``No such channel`` has been answered. Call under pbx.lock."""
+    if not name:
+        return True, None
+    channel = _find_channel(call.pbx, name)
+    if channel is None:
+        _error(call, "No such channel")
+        return False, None
+    return True, channel
+
+
 @_action("Getvar", classes.CALL | classes.REPORTING, "Gets a channel variable or function value.")
 def getvar(call: ActionCall) -> None:
     name, variable = _header(call, "Channel"), _header(call, "Variable")
@@ -336,12 +348,9 @@ def getvar(call: ActionCall) -> None:
         return
     pbx = call.pbx
     with pbx.lock:
-        channel = None
-        if name:
-            channel = _find_channel(pbx, name)
-            if channel is None:
-                _error(call, "No such channel")
-                return
+        found, channel = _variable_scope(call, name)
+        if not found:
+            return
         value = pbx.get_var(channel, variable)
     call.reply([[*_response(call, "Success"), ("Variable", variable), ("Value", value)]])
 
@@ -358,12 +367,9 @@ def setvar(call: ActionCall) -> None:
         return
     pbx = call.pbx
     with pbx.lock:
-        channel = None
-        if name:
-            channel = _find_channel(pbx, name)
-            if channel is None:
-                _error(call, "No such channel")
-                return
+        found, channel = _variable_scope(call, name)
+        if not found:
+            return
         try:
             pbx.set_var(channel, variable, value)
         except ValueError:
