@@ -561,12 +561,11 @@ class AMIClient:
 
     def _route(self, message: Message) -> None:
         self._record("recv", message)
-        raw = message.raw
-        if raw.startswith(b"Event:") and b"actionid:" not in raw.lower():
-            self._deliver_event(message)  # most traffic: routed without decoding headers
-            return
         kind = message.kind
         action_id = message.action_id
+        if kind == "event" and action_id is None:
+            self._deliver_event(message)  # most traffic: no waiter to look for
+            return
         with self._lock:
             waiter = self._waiters.get(action_id) if action_id is not None else None
         if kind == "response":

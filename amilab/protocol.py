@@ -15,6 +15,7 @@ from real recordings (see ``tests/data``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Literal, Union
 
 from amilab.errors import ProtocolError
@@ -37,7 +38,9 @@ _KINDS = frozenset({"event", "response", "action"})
 #: How Asterisk spells the kind headers; they come first in every message it writes.
 _KIND_HEADER_NAMES = frozenset({"Event", "Response", "Action"})
 _END_COMMAND = b"--END COMMAND--"
-_FOLLOWS_LINE = b"Response: Follows"
+_FOLLOWS_BYTES = b"Response: Follows"
+#: The same line as the memo sees it (text, CR kept).
+_FOLLOWS_LINE = "Response: Follows\r"
 #: Bound on the line memo below (about 2 MiB when full).
 _MEMO_SIZE = 8192
 
@@ -59,34 +62,42 @@ class _NotPlainLine(Exception):
     """A line the CRLF fast path must leave to the general loop."""
 
 
+#: What the line memo gives for a blank line (``"\r"``): it ends a message.
+_BLANK: tuple[str, str] | tuple[()] = ()
+
+
 class _HeaderMemo(dict):  # type: ignore[type-arg]
-    """Received CRLF line (bytes, up to its LF) -> ``(name, value)``.
+    """Received line (text up to its LF, CR included) -> ``(name, value)``.
 
     Asterisk repeats the same lines all the time (``Privilege: call,all``, a
     channel's whole snapshot in each of its events), so looking a line up costs
-    far less than decoding and splitting it again. A pure function's cache:
-    cleared when full, safe to share between parsers and threads.
+    far less than splitting it again. A pure function's cache: cleared when
+    full, safe to share between parsers and threads.
 
-    A blank line, a line ended by a bare LF (no CR) and the legacy ``Response:
-    Follows`` line are never stored, so looking one up always lands here and
+    Only plain lines are stored: ``Name: value`` and a CRLF, no other CR, and
+    not the legacy ``Response: Follows``. Such a line is exactly
+    ``f"{name}: {value}\r"``, so a message made only of them is rebuilt from its
+    headers byte for byte (see :attr:`Message.raw`). Looking up any other line
     raises :class:`_NotPlainLine`: that is how the CRLF fast path notices, at
-    no cost, the rare bytes it must leave to the general loop.
+    no cost, the rare text it must leave to the general loop. The blank line
+    maps to :data:`_BLANK`.
     """
 
     __slots__ = ()
 
-    def __missing__(self, line: bytes) -> tuple[str, str]:
-        if line[-1:] != b"\r" or line == b"\r" or line == _FOLLOWS_LINE + b"\r":
+    def __missing__(self, line: str) -> tuple[str, str]:
+        name, _, value = line.partition(":")
+        if value[:1] != " " or line.find("\r") != len(line) - 1 or line == _FOLLOWS_LINE:
             raise _NotPlainLine
         if len(self) >= _MEMO_SIZE:
             self.clear()
-        # Decoding one line at a time gives the same text as decoding the whole
-        # message: an LF byte is never part of a UTF-8 sequence, valid or not.
-        header = self[line] = _line_to_header(line[:-1].decode("utf-8", "replace"))
+            self["\r"] = _BLANK
+        header = self[line] = (name, value[1:-1])
         return header
 
 
-_header_of_line = _HeaderMemo().__getitem__
+_memo = _HeaderMemo({"\r": _BLANK})
+_header_of_line = _memo.__getitem__
 
 
 def _parse_follows(text: str) -> list[tuple[str, str]]:
@@ -122,7 +133,14 @@ class Message:
     ``raw`` is the message exactly as received, terminator included.
     """
 
-    __slots__ = ("_raw", "_headers", "_index", "defect")
+    __slots__ = ("headers", "name", "_raw", "_index", "defect")
+
+    #: ``(name, value)`` pairs in wire order, duplicates kept. Treat a message
+    #: as a value: ``name``, lookups and ``raw`` are not recomputed if it changes.
+    headers: list[tuple[str, str]]
+    #: The Event name, the Response value or the Action name (None if none of
+    #: those headers is present).
+    name: str | None
 
     def __init__(
         self,
@@ -131,7 +149,8 @@ class Message:
         *,
         defect: str | None = None,
     ) -> None:
-        self._headers = list(headers)
+        self.headers = list(headers)
+        self.name = _name_of(self.headers)
         self._raw = raw
         self._index: dict[str, str] | None = None
         #: Why a received request cannot be run (server side only), e.g.
@@ -139,13 +158,14 @@ class Message:
         self.defect = defect
 
     @property
-    def headers(self) -> list[tuple[str, str]]:
-        """``(name, value)`` pairs in wire order, duplicates kept."""
-        return self._headers
-
-    @property
     def raw(self) -> bytes:
-        """The bytes as received (or as they would be sent, for a built message)."""
+        """The bytes as received (or as they would be sent, for a built message).
+
+        A message the parser framed on its fast path holds no copy of its bytes
+        until asked: its lines were all plain ``Name: value`` CRLF lines (see
+        ``_HeaderMemo``), so encoding its headers gives back exactly the bytes
+        received.
+        """
         if self._raw is None:
             self._raw = encode_message(self.headers)
         return self._raw
@@ -183,32 +203,12 @@ class Message:
     def __len__(self) -> int:
         return len(self.headers)
 
-    def _kind_header(self) -> tuple[str, str] | None:
-        headers = self._headers
-        # The usual case, Asterisk's own spelling first: no need to lowercase names.
-        if headers and headers[0][0] in _KIND_HEADER_NAMES:
-            return headers[0][0].lower(), headers[0][1]
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered in _KINDS:
-                return lowered, value
-        return None
-
     @property
     def kind(self) -> Literal["event", "response", "action"] | None:
         """``"event"``, ``"response"`` or ``"action"``, from the first of those
         headers present (an OriginateResponse event also has a Response field)."""
-        found = self._kind_header()
+        found = _kind_header(self.headers)
         return None if found is None else found[0]  # type: ignore[return-value]
-
-    @property
-    def name(self) -> str | None:
-        """The Event name, the Response value or the Action name."""
-        headers = self._headers
-        if headers and headers[0][0] in _KIND_HEADER_NAMES:  # as in _kind_header
-            return headers[0][1]
-        found = self._kind_header()
-        return None if found is None else found[1]
 
     @property
     def action_id(self) -> str | None:
@@ -254,12 +254,31 @@ class Message:
         ) + "\r\n"
 
 
-def _received(raw: bytes, headers: list[tuple[str, str]]) -> Message:
-    """A message the parser framed: ``raw`` as received, its headers decoded.
-    (Skips ``Message.__init__``, which copies the headers: a hot path.)"""
+def _kind_header(headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The first Event, Response or Action header, its name lowercased."""
+    # The usual case, Asterisk's own spelling first: no need to lowercase names.
+    if headers and headers[0][0] in _KIND_HEADER_NAMES:
+        return headers[0][0].lower(), headers[0][1]
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _KINDS:
+            return lowered, value
+    return None
+
+
+def _name_of(headers: list[tuple[str, str]]) -> str | None:
+    found = _kind_header(headers)
+    return None if found is None else found[1]
+
+
+def _received(raw: bytes | None, headers: list[tuple[str, str]]) -> Message:
+    """A message the parser framed: ``raw`` as received (None: rebuilt from the
+    headers on demand), its headers decoded. (Skips ``Message.__init__``, which
+    copies the headers: a hot path.)"""
     msg = _new_object(Message)
+    msg.headers = headers
+    msg.name = _name_of(headers)
     msg._raw = raw
-    msg._headers = headers
     msg._index = None
     msg.defect = None
     return msg
@@ -358,7 +377,12 @@ class Parser:
                 self.version = line[len(BANNER_PREFIX):]
                 pos = nl + 1
         if self._stage in (_FIRST_LINE, _HEADERS):
-            pos = self._take_crlf_messages(pos, out)
+            end = self._take_crlf_messages(pos, out)
+            # What is left holds no CRLF blank line, so only a blank line after a
+            # bare LF could end a message in it: else there is nothing more to do.
+            if end > pos and buf.find(b"\n\n", end - 1) < 0 and buf.find(b"\n\r\n", end) < 0:
+                return self._wait(out, end)
+            pos = end
         n = len(buf)
         while pos < n:
             byte = buf[pos]
@@ -389,24 +413,35 @@ class Parser:
     def _take_crlf_messages(self, pos: int, out: list[Message]) -> int:
         """Fast path for what Asterisk writes nearly always: plain CRLF lines.
 
-        Frames every complete message from ``pos`` on at once: split at the
-        blank lines, then at the LFs. That is the general loop's rule as long
-        as every line ends in CRLF and none is blank (a stray blank line) or
-        starts legacy Command output, all of which the header lookup reports.
-        Returns where framing stopped: ``pos`` if the general loop must do it all.
+        Frames every complete message from ``pos`` on at once: decode them as
+        one text, look up all its lines in the memo, cut at the blank lines.
+        That is the general loop's rule as long as the text is valid UTF-8 and
+        every line is a plain ``Name: value`` CRLF line or a blank one, which
+        the lookup checks. Returns where framing stopped: ``pos`` if the general
+        loop must do it all.
         """
         buf = self._buf
         last = buf.rfind(b"\r\n\r\n", pos + max(self._scan - 3, 0))
         if last < 0 or last + 4 - pos > self.max_message_size:
             return pos  # nothing complete, or the general loop reports the size
-        try:  # each body keeps the CR of its last line, like every line before it
-            messages = [
-                _received(body + b"\n\r\n", [*map(_header_of_line, body.split(b"\n"))])
-                for body in bytes(buf[pos:last + 1]).split(b"\n\r\n")
-            ]
-        except _NotPlainLine:
+        try:  # up to the CR of the last blank line: every line keeps its CR
+            lines = buf[pos:last + 3].decode("utf-8").split("\n")
+            # One lookup for all the lines (at least two: a header and the blank
+            # line), into a tuple of the right size from the start.
+            headers = itemgetter(*lines)(_memo)
+        except (UnicodeDecodeError, _NotPlainLine):
             return pos
-        out += messages
+        start, end, blank_after = 0, len(headers), headers.index
+        new = _new_object
+        while start < end:
+            stop = blank_after(_BLANK, start)
+            if stop > start:  # else a stray blank line between messages: skipped
+                out.append(msg := new(Message))
+                msg.headers = message = [*headers[start:stop]]
+                first = message[0]
+                msg.name = first[1] if first[0] in _KIND_HEADER_NAMES else _name_of(message)
+                msg._raw = msg._index = msg.defect = None
+            start = stop + 1
         self._stage, self._scan = _FIRST_LINE, 0
         return last + 4
 
@@ -421,9 +456,9 @@ class Parser:
                 self._scan = len(buf) - pos
                 return -1
             length = nl - pos  # the first line is exactly "Response: Follows"?
-            follows = buf.startswith(_FOLLOWS_LINE, pos) and (
-                length == len(_FOLLOWS_LINE)
-                or (length == len(_FOLLOWS_LINE) + 1 and buf[nl - 1] == 13)
+            follows = buf.startswith(_FOLLOWS_BYTES, pos) and (
+                length == len(_FOLLOWS_BYTES)
+                or (length == len(_FOLLOWS_BYTES) + 1 and buf[nl - 1] == 13)
             )
             self._stage, start = (_FOLLOWS if follows else _HEADERS), nl
         if self._stage == _HEADERS:  # ends at the first blank line: \n\r\n or \n\n
@@ -525,18 +560,19 @@ _FIRST_LINE, _HEADERS, _FOLLOWS, _FOLLOWS_END = range(4)
 
 def _headers_of_message(raw: bytes) -> list[tuple[str, str]]:
     """The headers of one framed message, whatever mix of CRLF and LF ends its lines."""
-    lines = raw.split(b"\n")
+    # Decoding the whole message gives the same text as decoding line by line:
+    # an LF byte is never part of a UTF-8 sequence, valid or not.
+    lines = raw.decode("utf-8", "replace").split("\n")
     del lines[-2:]  # the blank line that ends the message
     return [_header_of_any_line(line) for line in lines]
 
 
-def _header_of_any_line(line: bytes) -> tuple[str, str]:
+def _header_of_any_line(line: str) -> tuple[str, str]:
     """The header of a line up to its LF, whether or not a CR ends it."""
     try:
         return _header_of_line(line)
-    except _NotPlainLine:  # a bare-LF line, or "Response: Follows" past the first line
-        return _line_to_header((line[:-1] if line[-1:] == b"\r" else line).decode("utf-8",
-                                                                                  "replace"))
+    except _NotPlainLine:  # a bare-LF line, a line that is not "Name: value", ...
+        return _line_to_header(line[:-1] if line[-1:] == "\r" else line)
 
 
 #: ast_skip_blanks() skips every byte below 0x21 (include/asterisk/strings.h).
