@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
+from sys import intern
 from typing import Literal, Union
 
 from amilab.errors import ProtocolError
@@ -92,7 +93,8 @@ class _HeaderMemo(dict):  # type: ignore[type-arg]
         if len(self) >= _MEMO_SIZE:
             self.clear()
             self["\r"] = _BLANK
-        header = self[line] = (name, value[1:-1])
+        # One name object per header name: a message's names stay in the cache.
+        header = self[line] = (intern(name), value[1:-1])
         return header
 
 
@@ -133,7 +135,9 @@ class Message:
     ``raw`` is the message exactly as received, terminator included.
     """
 
-    __slots__ = ("headers", "name", "_raw", "_index", "defect")
+    # _raw, _index and _defect stay unset until needed: the parser makes
+    # hundreds of thousands of messages a second and sets only what it must.
+    __slots__ = ("headers", "name", "_raw", "_index", "_defect")
 
     #: ``(name, value)`` pairs in wire order, duplicates kept. Treat a message
     #: as a value: ``name``, lookups and ``raw`` are not recomputed if it changes.
@@ -151,11 +155,16 @@ class Message:
     ) -> None:
         self.headers = list(headers)
         self.name = _name_of(self.headers)
-        self._raw = raw
-        self._index: dict[str, str] | None = None
-        #: Why a received request cannot be run (server side only), e.g.
-        #: ``"line too long"``; None for a well-formed message.
-        self.defect = defect
+        if raw is not None:
+            self._raw = raw
+        if defect is not None:
+            self._defect = defect
+
+    @property
+    def defect(self) -> str | None:
+        """Why a received request cannot be run (server side only), e.g.
+        ``"line too long"``; None for a well-formed message."""
+        return getattr(self, "_defect", None)
 
     @property
     def raw(self) -> bytes:
@@ -166,18 +175,21 @@ class Message:
         ``_HeaderMemo``), so encoding its headers gives back exactly the bytes
         received.
         """
-        if self._raw is None:
+        try:
+            return self._raw
+        except AttributeError:
             self._raw = encode_message(self.headers)
-        return self._raw
+            return self._raw
 
     def _first_values(self) -> dict[str, str]:
-        index = self._index
-        if index is None:
-            index = {}
+        try:
+            return self._index
+        except AttributeError:
+            index: dict[str, str] = {}
             for name, value in self.headers:
                 index.setdefault(name.lower(), value)
             self._index = index
-        return index
+            return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""
@@ -271,16 +283,13 @@ def _name_of(headers: list[tuple[str, str]]) -> str | None:
     return None if found is None else found[1]
 
 
-def _received(raw: bytes | None, headers: list[tuple[str, str]]) -> Message:
-    """A message the parser framed: ``raw`` as received (None: rebuilt from the
-    headers on demand), its headers decoded. (Skips ``Message.__init__``, which
-    copies the headers: a hot path.)"""
+def _received(raw: bytes, headers: list[tuple[str, str]]) -> Message:
+    """A message the general loop framed: ``raw`` as received, its headers
+    decoded. (Skips ``Message.__init__``, which copies the headers.)"""
     msg = _new_object(Message)
     msg.headers = headers
     msg.name = _name_of(headers)
     msg._raw = raw
-    msg._index = None
-    msg.defect = None
     return msg
 
 
@@ -440,7 +449,6 @@ class Parser:
                 msg.headers = message = [*headers[start:stop]]
                 first = message[0]
                 msg.name = first[1] if first[0] in _KIND_HEADER_NAMES else _name_of(message)
-                msg._raw = msg._index = msg.defect = None
             start = stop + 1
         self._stage, self._scan = _FIRST_LINE, 0
         return last + 4
