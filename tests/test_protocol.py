@@ -143,6 +143,13 @@ def test_raw_is_exactly_the_bytes_received_terminator_included():
         assert one_message(data).raw == data
 
 
+def test_a_lone_cr_inside_a_value_is_part_of_the_value_and_of_raw():
+    data = b"Event: X\r\nValue: a\rb\r\nName: \r\n\r\n"
+    msg = one_message(data)
+    assert msg.headers == [("Event", "X"), ("Value", "a\rb"), ("Name", "")]
+    assert msg.raw == data
+
+
 def test_to_dict_joins_duplicates_with_newlines_under_the_first_spelling():
     msg = one_message(
         b"Event: Hangup\r\nChanVariable: A=1\r\nchanvariable: B=2\r\nCause: 16\r\n"
@@ -179,6 +186,12 @@ def test_without_a_banner_the_first_line_is_an_ordinary_header():
     parser, messages = parse(b"Event: FullyBooted\r\n\r\n")
     assert parser.banner is None and parser.version is None
     assert messages[0].name == "FullyBooted"
+
+
+def test_a_bare_lf_message_after_crlf_ones_in_the_same_chunk_is_not_held_back():
+    _, messages = parse(b"Event: A\r\n\r\nEvent: B\r\n\r\nEvent: C\nX: 1\n\nEvent: D\r\n")
+    assert [m.name for m in messages] == ["A", "B", "C"]
+    assert messages[2].raw == b"Event: C\nX: 1\n\n"
 
 
 def test_lines_ending_in_a_bare_lf_read_like_crlf():
