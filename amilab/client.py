@@ -562,10 +562,13 @@ class AMIClient:
     def _route(self, message: Message) -> None:
         self._record("recv", message)
         kind = message.kind
-        action_id = message.action_id
-        if kind == "event" and action_id is None:
-            self._deliver_event(message)  # most traffic: no waiter to look for
+        # Most traffic: an event while no action waits (a waiter is registered
+        # before its action is sent, so none can be missed), or one without an
+        # ActionID. Looking the ActionID up costs more than the rest of routing.
+        if kind == "event" and (not self._waiters or message.action_id is None):
+            self._deliver_event(message)
             return
+        action_id = message.action_id
         with self._lock:
             waiter = self._waiters.get(action_id) if action_id is not None else None
         if kind == "response":
