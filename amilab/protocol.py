@@ -64,7 +64,7 @@ class _NotPlainLine(Exception):
 
 
 #: What the line memo gives for a blank line (``"\r"``): it ends a message.
-_BLANK: tuple[str, str] | tuple[()] = ()
+_BLANK: tuple[()] = ()
 
 
 class _HeaderMemo(dict):  # type: ignore[type-arg]
