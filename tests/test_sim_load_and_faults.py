@@ -20,40 +20,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from amilab.protocol import Message, Parser
+from amilab.protocol import Message
 from amilab.sim import classes
 from amilab.sim.clock import ManualClock
 from amilab.sim.config import DEFAULT_MANAGER_CONF
 from amilab.sim.pbx import PBX, PbxEvent
 from amilab.sim.server import SimulatedAsterisk
 from amilab.sim.session import Session
+from tests.raw_client import RawClient
 
 WAIT = 10.0  # seconds: the bound on every wait
 LOGIN = b"Action: Login\r\nUsername: admin\r\nSecret: mysecretpassword\r\n\r\n"
 
 
-class Client:
+class Client(RawClient):
     """A raw-socket AMI client; ``read`` parses what the server wrote."""
 
     def __init__(self, sim: SimulatedAsterisk, *, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(WAIT)
-        self.sock.connect((sim.host, sim.port))
-        self.parser = Parser(role="client")
-        self.pending: list[Message] = []
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read(self, count: int = 1) -> list[Message]:
-        while len(self.pending) < count:
-            data = self.sock.recv(65536)
-            assert data, f"server closed; got {len(self.pending)} of {count} messages"
-            self.pending.extend(self.parser.feed(data))
-        out, self.pending = self.pending[:count], self.pending[count:]
-        return out
+        super().__init__(sim, rcvbuf=rcvbuf, timeout=WAIT)
 
     def login(self) -> None:
         self.send(LOGIN)

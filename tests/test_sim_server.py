@@ -13,14 +13,15 @@ import pytest
 
 from amilab.client import AMIClient
 from amilab.errors import AuthenticationError
-from amilab.protocol import Message, Parser
+from amilab.protocol import Message
 from amilab.sim import classes
 from amilab.sim.clock import ManualClock
 from amilab.sim.config import DEFAULT_MANAGER_CONF, ConfigError
 from amilab.sim.pbx import PBX
 from amilab.sim.server import DEFAULT_OUTPUT_LIMIT, SimulatedAsterisk
 from tests import transcripts
-from tests.test_sim_session import FAKE_ACTIONS, PARKED, FakePBX, normalise
+from tests.raw_client import RawClient
+from tests.test_sim_session import FAKE_ACTIONS, FakePBX, normalise, parked  # noqa: F401
 
 FAST = 0.05  # failed-login pause in these tests (Asterisk: 1 s)
 
@@ -40,30 +41,8 @@ def lab():
         yield server
 
 
-class Raw:
+class Raw(RawClient):
     """A plain socket client, like nc: bytes out, messages in."""
-
-    def __init__(self, sim: SimulatedAsterisk, *, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(5)
-        self.sock.connect((sim.host, sim.port))
-        self.parser = Parser(role="client")
-        self.pending: list[Message] = []
-        self.received = bytearray()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read(self, count: int = 1) -> list[Message]:
-        while len(self.pending) < count:
-            data = self.sock.recv(65536)
-            assert data, f"server closed; got {len(self.pending)} of {count} messages"
-            self.received += data
-            self.pending.extend(self.parser.feed(data))
-        out, self.pending = self.pending[:count], self.pending[count:]
-        return out
 
     def read_until_closed(self) -> bytes:
         while True:
@@ -281,14 +260,13 @@ def test_second_login_of_a_single_login_user_is_refused(sim):
     assert second.read_until_closed().endswith(b"Message: Login Already In Use\r\n\r\n")
 
 
-def test_a_late_reply_from_another_thread_arrives_before_the_held_events(sim):
-    PARKED.clear()
+def test_a_late_reply_from_another_thread_arrives_before_the_held_events(sim, parked):
     client = Raw(sim)
     client.login()
     client.send(b"Action: Originate\nActionID: o1\n\nAction: Ping\nActionID: p1\n\n")
-    wait_for(lambda: len(PARKED) == 1)
+    wait_for(lambda: len(parked) == 1)
     sim.pbx.emit("Newchannel", classes.CALL, ("Channel", "Local/1000@internal-00000001;1"))
-    call = PARKED[0]
+    call = parked[0]
     threading.Thread(
         target=call.reply, args=([[("Response", "Success"), ("ActionID", "o1")]],)
     ).start()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -87,6 +87,14 @@ PARKED: list[ActionCall] = []
 def _park(call: ActionCall) -> None:
     """Like a synchronous Originate: the answer comes later, from elsewhere."""
     PARKED.append(call)
+
+
+@pytest.fixture
+def parked() -> Iterator[list[ActionCall]]:
+    """The calls ``_park`` holds, emptied after the test: each holds its session."""
+    PARKED.clear()
+    yield PARKED
+    PARKED.clear()
 
 
 def _explode(call: ActionCall) -> None:
@@ -652,15 +660,14 @@ def test_events_raised_during_an_action_follow_its_reply():
     assert [m.name for m in messages(host.take())] == ["Success", "Reload"]
 
 
-def test_a_late_reply_comes_through_the_loop_and_events_wait_for_it():
+def test_a_late_reply_comes_through_the_loop_and_events_wait_for_it(parked):
     host, session = new_session()
     login(host, session)
-    PARKED.clear()
     session.feed(b"Action: Originate\r\nActionID: o1\r\n\r\nAction: Ping\r\nActionID: p1\r\n\r\n")
     assert not session.accepting_input
     call_event(host)
     assert host.take() == b""  # held: the Originate has not answered yet
-    (call,) = PARKED
+    (call,) = parked
     worker = threading.Thread(
         target=lambda: call.reply([_with_id(call, ("Message", "Originate successfully queued"))])
     )
@@ -677,12 +684,11 @@ def test_a_late_reply_comes_through_the_loop_and_events_wait_for_it():
     assert session.accepting_input
 
 
-def test_a_second_reply_is_ignored():
+def test_a_second_reply_is_ignored(parked):
     host, session = new_session()
     login(host, session)
-    PARKED.clear()
     session.feed(b"Action: Originate\r\n\r\n")
-    (call,) = PARKED
+    (call,) = parked
     host.session = None
     call.reply([[("Response", "Success")]])
     call.reply([[("Response", "Error")]])
